@@ -1,0 +1,55 @@
+# The quick start is two commands: `make run` and `make test`.
+# Both install what is missing first (uv, then the environment from uv.lock).
+
+SHELL := /bin/bash
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON_PREFERENCE := only-system
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+RUN := $(UV) run --frozen
+
+.PHONY: run test install install-dev migrate storage-setup gc bench lint compose-check clean help
+
+help:
+	@echo "make run    install what is missing, migrate, serve on http://localhost:8000"
+	@echo "make test   the whole suite (SQLite always; PostgreSQL with TEST_DATABASE_URL; S3 via moto; Chromium)"
+	@echo "make bench  the benchmarks in bench/ (they print figures)"
+
+$(UV):
+	@echo "uv not found: installing it from PyPI with $(PYTHON) -m pip"
+	$(PYTHON) -m pip install --user --quiet uv || $(PYTHON) -m pip install --quiet --break-system-packages uv
+
+.venv/.installed: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --python 3.11 --no-dev
+	@touch $@
+
+.venv/.installed-dev: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --python 3.11
+	@touch $@ .venv/.installed
+
+install: .venv/.installed
+install-dev: .venv/.installed-dev
+
+migrate: install
+	$(RUN) --no-dev imagehost migrate
+
+run: migrate
+	$(RUN) --no-dev imagehost serve
+
+storage-setup: install
+	$(RUN) --no-dev imagehost storage-setup
+
+gc: install
+	$(RUN) --no-dev imagehost gc
+
+test: install-dev
+	$(RUN) pytest $(PYTEST_ARGS)
+
+bench: install-dev
+	$(RUN) python bench/run_all.py
+
+compose-check:
+	SECRET_KEY=$$(printf 'x%.0s' {1..48}) docker-compose -f docker-compose.yml config -q
+
+clean:
+	rm -rf .venv .pytest_cache test-artifacts

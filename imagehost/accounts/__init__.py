@@ -1,0 +1,1 @@
+"""Accounts: users, passwords, sessions, JWTs, API keys, login throttling."""

@@ -1,0 +1,116 @@
+"""Who is calling: a session cookie, a JWT or an API key (`Authorization: Bearer …`).
+
+The middleware only identifies; handlers authorise with `require_user`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import quote
+
+from aiohttp import web
+from aiohttp_session import get_session
+
+from ..db import transaction
+from ..errors import Unauthorized
+from ..typedefs import ENGINE, IDENTITY, SETTINGS
+from . import apikeys, tokens
+from .users import User, get_user
+
+Method = Literal["session", "jwt", "apikey"]
+SESSION_COOKIE = "imagehost_session"
+# Paths that never need to know the caller: no session load, no database hit.
+_ANONYMOUS_PREFIXES = ("/static/", "/i/", "/api/health", "/api/uploads/")
+
+
+@dataclass(frozen=True)
+class Identity:
+    user: User
+    method: Method
+    key_id: str | None = None
+
+
+async def identify(request: web.Request) -> Identity | None:
+    engine = request.app[ENGINE]
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, credential = header.partition(" ")
+        credential = credential.strip()
+        if scheme.lower() != "bearer" or not credential:
+            raise Unauthorized("malformed Authorization header: use 'Bearer <key or token>'")
+        if apikeys.looks_like_key(credential):
+            async with transaction(engine) as conn:
+                found = await apikeys.authenticate_key(conn, credential)
+            if found is None:
+                raise Unauthorized("invalid or revoked API key")
+            return Identity(found[0], "apikey", found[1])
+        user_id = tokens.decode_access_token(request.app[SETTINGS].secret_key, credential)
+        if user_id is None:
+            raise Unauthorized("invalid or expired token")
+        async with engine.connect() as conn:
+            user = await get_user(conn, user_id)
+        if user is None:
+            raise Unauthorized("invalid or expired token")
+        return Identity(user, "jwt")
+    if SESSION_COOKIE not in request.cookies:
+        return None
+    session = await get_session(request)
+    user_id = session.get("uid")
+    if not user_id:
+        return None
+    async with engine.connect() as conn:
+        user = await get_user(conn, user_id)
+    if user is None:
+        session.invalidate()
+        return None
+    return Identity(user, "session")
+
+
+@web.middleware
+async def identity_middleware(request: web.Request, handler) -> web.StreamResponse:
+    request[IDENTITY] = None
+    if not request.path.startswith(_ANONYMOUS_PREFIXES):
+        request[IDENTITY] = await identify(request)
+    return await handler(request)
+
+
+def require_user(request: web.Request) -> User:
+    """The caller, or 401 for the API and a redirect to the login page for HTML."""
+    identity = request.get(IDENTITY)
+    if identity is not None:
+        return identity.user
+    if request.path.startswith("/api/"):
+        raise Unauthorized()
+    target = request.path_qs
+    raise web.HTTPSeeOther(f"/login?next={quote(target, safe='/')}")
+
+
+def current_user(request: web.Request) -> User | None:
+    identity = request.get(IDENTITY)
+    return identity.user if identity else None
+
+
+async def csrf_token(request: web.Request) -> str:
+    """The session's CSRF token, created on first use."""
+    session = await get_session(request)
+    token = session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return token
+
+
+async def log_in(request: web.Request, user: User) -> None:
+    """A fresh session (new cookie, new CSRF token) for this user."""
+    from aiohttp_session import new_session
+
+    session = await new_session(request)
+    session["uid"] = user.id
+    session["csrf"] = secrets.token_urlsafe(32)
+
+
+async def log_out(request: web.Request) -> None:
+    session = await get_session(request)
+    session.invalidate()

@@ -1,0 +1,138 @@
+"""The application factory: the map of the whole program."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from aiohttp_session import session_middleware
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from loguru import logger
+
+from . import db, health
+from .accounts import api as accounts_api
+from .accounts import pages as accounts_pages
+from .accounts.identity import SESSION_COOKIE, identity_middleware
+from .config import Settings
+from .http.access import access_log_middleware
+from .http.csrf import csrf_middleware
+from .http.errors import error_middleware
+from .http.forwarded import client_address_middleware
+from .http.headers import security_headers_middleware
+from .images import api as images_api
+from .images import serve as images_serve
+from .images import sweep
+from .storage import StorageError, open_storage
+from .typedefs import ASSETS, ENGINE, SETTINGS, STORAGE
+from .web import pages as web_pages
+from .web.assets import TEMPLATES_DIR, Assets, static_handler
+
+
+class StartupError(Exception):
+    """A dependency is unreachable at start; the message names it in one line."""
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[
+            access_log_middleware,
+            security_headers_middleware(image_origin=_image_origin(settings), upload_origin=_upload_origin(settings)),
+            error_middleware,
+            client_address_middleware(settings.trusted_proxies),
+            session_middleware(_session_storage(settings)),
+            identity_middleware,
+            csrf_middleware,
+        ],
+        client_max_size=1024 * 1024,  # forms and JSON; uploads are streamed and capped separately
+    )
+    app[SETTINGS] = settings
+    app[ASSETS] = Assets()
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+    )
+
+    # External resources, in the order they depend on each other.
+    app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(storage_ctx)
+    app.cleanup_ctx.append(sweep_ctx)
+
+    app.router.add_get("/api/health", health.health)
+    app.router.add_get("/static/{name:.+}", static_handler)
+    accounts_api.setup_routes(app)
+    accounts_pages.setup_routes(app)
+    images_api.setup_routes(app)
+    images_serve.setup_routes(app)
+    web_pages.setup_routes(app)
+    return app
+
+
+def _session_storage(settings: Settings) -> EncryptedCookieStorage:
+    key = hashlib.sha256(b"imagehost-session-v1:" + settings.secret_key.encode()).digest()
+    return EncryptedCookieStorage(
+        key,
+        cookie_name=SESSION_COOKIE,
+        httponly=True,
+        samesite="Lax",
+        secure=settings.cookie_secure,
+        max_age=30 * 24 * 3600,
+    )
+
+
+def _image_origin(settings: Settings) -> str:
+    return settings.r2_public_url if settings.storage_backend == "s3" else ""
+
+
+def _upload_origin(settings: Settings) -> str:
+    return settings.s3_endpoint if settings.storage_backend == "s3" else ""
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    engine = db.create_engine(app[SETTINGS])
+    try:
+        await asyncio.wait_for(db.ping(engine), 10)
+    except Exception as exc:
+        await engine.dispose()
+        raise StartupError(f"database unreachable: {type(exc).__name__}: {_first_line(exc)}") from None
+    app[ENGINE] = engine
+    yield
+    await engine.dispose()
+
+
+async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    async with AsyncExitStack() as stack:
+        storage = await open_storage(settings, stack)
+        if settings.storage_backend == "local":
+            await storage.setup()
+        try:
+            await asyncio.wait_for(storage.check(), 10)
+        except (StorageError, asyncio.TimeoutError, OSError) as exc:
+            raise StartupError(f"storage unreachable ({settings.storage_backend}): {_first_line(exc)}") from None
+        app[STORAGE] = storage
+        yield
+
+
+async def sweep_ctx(app: web.Application) -> AsyncIterator[None]:
+    interval = app[SETTINGS].gc_interval_seconds
+    task = asyncio.create_task(sweep.run_periodically(app[ENGINE], app[STORAGE], app[SETTINGS], interval)) if interval else None
+    yield
+    if task is not None:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # pragma: no cover - the loop logs its own failures
+            logger.exception("sweep task failed")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__

@@ -1,0 +1,162 @@
+"""`imagehost` / `python -m imagehost`: serve, migrate, storage-setup, gc, create-user."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from contextlib import AsyncExitStack
+from urllib.parse import urlsplit
+
+from loguru import logger
+
+from .config import ConfigError, Settings, load_settings
+from .logs import setup_logging
+
+
+def _fail(message: str) -> int:
+    print(f"imagehost: {message}", file=sys.stderr)
+    return 1
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .app import StartupError, create_app
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    try:
+        web.run_app(
+            create_app(settings),
+            host=host,
+            port=port,
+            access_log=None,  # our access-log middleware records every request
+            print=lambda _msg: logger.info("serving on http://{}:{} ({} storage, {})", host, port,
+                                           settings.storage_backend, "SQLite" if settings.is_sqlite else "PostgreSQL"),
+        )
+    except StartupError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from .db import apply_migrations
+
+    try:
+        applied = apply_migrations(settings)
+    except Exception as exc:
+        return _fail(f"database unreachable or migration failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+    print(f"applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}; schema is current")
+    return 0
+
+
+def cmd_storage_setup(settings: Settings, args: argparse.Namespace) -> int:
+    from .storage import StorageError, open_storage
+
+    origin = args.origin or "{0.scheme}://{0.netloc}".format(urlsplit(settings.public_base_url))
+    days = max(1, -(-settings.pending_upload_expiry_seconds // 86400))
+
+    async def run() -> list[str]:
+        async with AsyncExitStack() as stack:
+            storage = await open_storage(settings, stack)
+            return await storage.setup(origin, days)
+
+    try:
+        for line in asyncio.run(run()):
+            print(line)
+    except StorageError as exc:
+        return _fail(f"storage unreachable ({settings.storage_backend}): {exc}")
+    return 0
+
+
+def cmd_gc(settings: Settings, args: argparse.Namespace) -> int:
+    from .db import create_engine
+    from .images.sweep import sweep
+    from .storage import StorageError, open_storage
+
+    async def run() -> dict[str, int]:
+        engine = create_engine(settings)
+        try:
+            async with AsyncExitStack() as stack:
+                storage = await open_storage(settings, stack)
+                return await sweep(engine, storage, settings)
+        finally:
+            await engine.dispose()
+
+    try:
+        result = asyncio.run(run())
+    except StorageError as exc:
+        return _fail(f"storage unreachable ({settings.storage_backend}): {exc}")
+    except Exception as exc:
+        return _fail(f"sweep failed: {type(exc).__name__}: {exc}")
+    print(", ".join(f"{k}={v}" for k, v in result.items()))
+    return 0
+
+
+def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
+    from .accounts.service import RegistrationError, register_user
+    from .db import create_engine
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
+
+    async def run():
+        engine = create_engine(settings)
+        try:
+            return await register_user(engine, settings, args.username, args.email, password)
+        finally:
+            await engine.dispose()
+
+    try:
+        user = asyncio.run(run())
+    except RegistrationError as exc:
+        return _fail(f"{exc.field}: {exc.message}")
+    print(f"created user {user.username} ({user.id})")
+    return 0
+
+
+COMMANDS = {
+    "serve": (cmd_serve, "serve HTTP (HOST/PORT, default 127.0.0.1:8000)"),
+    "migrate": (cmd_migrate, "apply database migrations"),
+    "storage-setup": (cmd_storage_setup, "create the bucket or folder, its CORS and lifecycle rules"),
+    "gc": (cmd_gc, "sweep expired pending uploads and objects whose delete failed"),
+    "create-user": (cmd_create_user, "add a user from the command line (works with registration closed)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imagehost", description="A self-hosted image host.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_fn, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == "serve":
+            p.add_argument("--host", help="interface to bind (default: HOST)")
+            p.add_argument("--port", type=int, help="port (default: PORT)")
+        elif name == "storage-setup":
+            p.add_argument("--origin", help="origin allowed to PUT presigned uploads (default: PUBLIC_BASE_URL's)")
+        elif name == "create-user":
+            p.add_argument("username")
+            p.add_argument("email")
+            p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        return _fail(str(exc))
+    setup_logging(settings.log_level, settings.log_json)
+    fn = COMMANDS[args.command][0]
+    try:
+        return fn(settings, args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Settings, read from the environment and `.env`.
+
+Every setting has a default that makes `make run` work with nothing set. A bad
+value raises `ConfigError` with one line naming the variable; the CLI prints
+that line and exits 1.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+DEFAULT_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/avif")
+# Types a browser could run as a page or script: never accepted, whatever is configured.
+NEVER_ALLOWED = {"image/svg+xml", "text/html", "application/xhtml+xml", "application/xml", "text/xml"}
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"}
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message is one line naming it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    data_dir: Path = Path("./data")
+    database_url: str = "sqlite+aiosqlite:///./data/imagehost.db"
+    storage_backend: Literal["local", "s3"] = "local"
+    local_storage_path: Path = Path("./data/images")
+    r2_account_id: str = ""
+    r2_access_key_id: str = ""
+    r2_secret_access_key: str = ""
+    r2_bucket_name: str = ""
+    r2_public_url: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = "auto"
+    public_base_url: str = "http://localhost:8000"
+    secret_key: str = ""
+    jwt_expiration_minutes: int = Field(7 * 24 * 60, ge=1)
+    max_upload_mb: float = Field(25, gt=0)
+    max_user_storage_mb: float = Field(0, ge=0)
+    max_image_pixels: int = Field(100_000_000, ge=1)
+    allowed_image_types: Annotated[tuple[str, ...], NoDecode] = DEFAULT_TYPES
+    registration_open: bool = True
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+    log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_json: bool = False
+    gc_interval_seconds: float = Field(600, ge=0)
+    pending_upload_expiry_seconds: int = Field(900, ge=30, le=7 * 24 * 3600)
+    s3_multipart_threshold_mb: float = Field(8, ge=5)
+    bcrypt_rounds: int = Field(12, ge=4, le=16)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, v: object) -> object:
+        return v.upper() if isinstance(v, str) else v
+
+    @field_validator("allowed_image_types", mode="before")
+    @classmethod
+    def _types(cls, v: object) -> tuple[str, ...]:
+        items = [t.strip().lower() for t in v.split(",")] if isinstance(v, str) else list(v)  # type: ignore[arg-type]
+        items = [t for t in items if t]
+        if not items:
+            raise ValueError("must name at least one type")
+        for t in items:
+            if t in NEVER_ALLOWED or not t.startswith("image/"):
+                raise ValueError(f"{t!r} is not an image type that is safe to serve")
+            if t not in DEFAULT_TYPES:
+                raise ValueError(f"{t!r} is not supported (supported: {', '.join(DEFAULT_TYPES)})")
+        return tuple(dict.fromkeys(items))
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, v: object) -> tuple[str, ...]:
+        items = [t.strip() for t in v.split(",")] if isinstance(v, str) else list(v)  # type: ignore[arg-type]
+        items = [t for t in items if t]
+        for t in items:
+            ipaddress.ip_network(t, strict=False)  # raises ValueError with a clear message
+        return tuple(items)
+
+    @field_validator("public_base_url", "r2_public_url", "s3_endpoint_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v:
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http(s) URL")
+        return v.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _db(cls, v: str) -> str:
+        scheme = v.split("://", 1)[0] if "://" in v else ""
+        if scheme.startswith(("postgres", "postgresql")):
+            return "postgresql+psycopg://" + v.split("://", 1)[1]
+        if scheme in ("sqlite", "sqlite+aiosqlite"):
+            return "sqlite+aiosqlite://" + v.split("://", 1)[1]
+        raise ValueError("must be a postgresql:// or sqlite:// URL")
+
+    @model_validator(mode="after")
+    def _storage(self) -> "Settings":
+        if self.storage_backend == "s3":
+            missing = [
+                name
+                for name in ("r2_access_key_id", "r2_secret_access_key", "r2_bucket_name", "r2_public_url")
+                if not getattr(self, name)
+            ]
+            if not self.s3_endpoint_url and not self.r2_account_id:
+                missing.insert(0, "r2_account_id")
+            if missing:
+                raise ValueError(f"{missing[0].upper()} is required when STORAGE_BACKEND=s3")
+        return self
+
+    # Derived values -------------------------------------------------------
+
+    @property
+    def is_production(self) -> bool:
+        host = urlsplit(self.public_base_url).hostname or ""
+        return self.storage_backend == "s3" or host not in LOCAL_HOSTS
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def quota_bytes(self) -> int:
+        return int(self.max_user_storage_mb * 1024 * 1024)
+
+    @property
+    def s3_endpoint(self) -> str:
+        return self.s3_endpoint_url or f"https://{self.r2_account_id}.r2.cloudflarestorage.com"
+
+    @property
+    def cookie_secure(self) -> bool:
+        return self.public_base_url.startswith("https://")
+
+    @property
+    def yoyo_url(self) -> str:
+        """The same database for yoyo's synchronous backends."""
+        if self.is_sqlite:
+            return "sqlite://" + self.database_url.split("://", 1)[1]
+        return self.database_url  # postgresql+psycopg:// is a yoyo backend too
+
+
+def _field_env_name(loc: tuple) -> str:
+    return str(loc[0]).upper() if loc else "configuration"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning any validation failure into one clear line."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["loc"]:
+            raise ConfigError(f"{_field_env_name(err['loc'])}: {msg}") from None
+        raise ConfigError(msg) from None
+    return ensure_secret_key(settings)
+
+
+def ensure_secret_key(settings: Settings) -> Settings:
+    if settings.secret_key:
+        if len(settings.secret_key.encode()) < 32:
+            raise ConfigError("SECRET_KEY: must be at least 32 bytes")
+        return settings
+    if settings.is_production:
+        raise ConfigError("SECRET_KEY: required (at least 32 bytes) when using S3 storage or a public PUBLIC_BASE_URL")
+    path = settings.data_dir / "secret_key"
+    try:
+        if path.exists():
+            key = path.read_text().strip()
+        else:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            key = secrets.token_urlsafe(48)
+            path.touch(mode=0o600)
+            path.write_text(key + "\n")
+    except OSError as exc:
+        raise ConfigError(f"SECRET_KEY: cannot read or create {path}: {exc.strerror}") from None
+    if len(key.encode()) < 32:
+        raise ConfigError(f"SECRET_KEY: the key in {path} is shorter than 32 bytes")
+    return settings.model_copy(update={"secret_key": key})

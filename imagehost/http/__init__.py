@@ -1,0 +1,1 @@
+"""Request middlewares, one concern per module, applied outermost first in `create_app`."""

@@ -1,0 +1,43 @@
+"""Request id and access log: id, method, path (never the query: it may carry a
+signature), status, duration in ms, and the user id once known."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from aiohttp import web
+from loguru import logger
+
+from ..db import new_id
+from ..typedefs import IDENTITY, REQUEST_ID
+
+_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+@web.middleware
+async def access_log_middleware(request: web.Request, handler) -> web.StreamResponse:
+    incoming = request.headers.get("X-Request-ID", "")
+    rid = incoming if _ID_RE.fullmatch(incoming) else new_id(9)
+    request[REQUEST_ID] = rid
+    start = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-ID"] = rid
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        exc.headers["X-Request-ID"] = rid
+        raise
+    finally:
+        identity = request.get(IDENTITY)
+        logger.bind(
+            request_id=rid,
+            method=request.method,
+            path=request.path,
+            status=status,
+            duration_ms=round((time.perf_counter() - start) * 1000, 2),
+            user_id=identity.user.id if identity else None,
+        ).info("{} {} {}", request.method, request.path, status)

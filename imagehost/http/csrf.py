@@ -1,0 +1,88 @@
+"""CSRF for cookie-authenticated requests, checked from headers without reading the body.
+
+For every state-changing request that carries our session cookie:
+1. `Sec-Fetch-Site` (when sent) must be `same-origin` or `none`, and `Origin` (when sent)
+   must be this site: a foreign origin is refused outright.
+2. A token must match the session's: the `X-CSRF-Token` header (JavaScript), or, for a
+   urlencoded form, the `csrf_token` field, which `read_form` checks when the handler
+   reads the (small) form. A handler that never reads its form cannot have acted on it,
+   and the middleware refuses the request if a form was left unchecked.
+Requests without the cookie are exempt unless they are forms (a form without a session
+can never pass, which also stops login CSRF): a browser never adds a bearer token by itself.
+"""
+
+from __future__ import annotations
+
+import hmac
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from aiohttp_session import get_session
+from multidict import MultiDictProxy
+
+from ..accounts.identity import SESSION_COOKIE
+from ..errors import Forbidden
+from ..typedefs import CSRF_FORM_PENDING, SETTINGS
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
+# Credentials in the URL itself (an HMAC-signed upload URL, a per-image deletion secret):
+# a forged request would need the secret, so these need no session token.
+EXEMPT_PREFIXES = ("/api/uploads/", "/d/")
+FORM_TYPES = ("application/x-www-form-urlencoded",)
+
+
+def _origin_of(url: str) -> str:
+    p = urlsplit(url)
+    return f"{p.scheme}://{p.netloc}".lower()
+
+
+def _allowed_origins(request: web.Request) -> set[str]:
+    own = {_origin_of(request.app[SETTINGS].public_base_url)}
+    own.add(f"{request.scheme}://{request.host}".lower())
+    return own
+
+
+@web.middleware
+async def csrf_middleware(request: web.Request, handler) -> web.StreamResponse:
+    request[CSRF_FORM_PENDING] = False
+    if request.method in SAFE_METHODS or request.path.startswith(EXEMPT_PREFIXES):
+        return await handler(request)
+    if SESSION_COOKIE not in request.cookies and request.content_type not in FORM_TYPES:
+        # No ambient credential (a script with a bearer token, or anonymous JSON):
+        # a forged request could not act as anyone.
+        return await handler(request)
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site not in ("same-origin", "none"):
+        raise Forbidden("cross-site request refused (CSRF)")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.lower() not in _allowed_origins(request):
+        raise Forbidden("cross-origin request refused (CSRF)")
+    session = await get_session(request)
+    expected = session.get("csrf") or ""
+    header = request.headers.get("X-CSRF-Token")
+    if header is not None:
+        if not expected or not hmac.compare_digest(header, expected):
+            raise Forbidden("CSRF token missing or invalid")
+        return await handler(request)
+    if request.content_type in FORM_TYPES:
+        request[CSRF_FORM_PENDING] = True
+        response = await handler(request)
+        if request[CSRF_FORM_PENDING]:
+            raise Forbidden("CSRF token missing or invalid")
+        return response
+    raise Forbidden("CSRF token missing or invalid")
+
+
+async def read_form(request: web.Request) -> MultiDictProxy:
+    """The urlencoded form, after checking its `csrf_token` when the middleware asked for it."""
+    if request.content_type not in FORM_TYPES:
+        raise Forbidden("expected a form")
+    form = await request.post()
+    if request.get(CSRF_FORM_PENDING):
+        session = await get_session(request)
+        expected = session.get("csrf") or ""
+        given = form.get("csrf_token")
+        if not expected or not isinstance(given, str) or not hmac.compare_digest(given, expected):
+            raise Forbidden("CSRF token missing or invalid")
+        request[CSRF_FORM_PENDING] = False
+    return form

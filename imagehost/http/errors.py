@@ -1,0 +1,77 @@
+"""One envelope for every error: JSON `{"error", "detail"}` under /api (or when the
+client asks for JSON), an error page otherwise. No stack trace ever reaches a client."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+from loguru import logger
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from ..errors import AppError
+from ..storage import InvalidKey, StorageError
+from ..typedefs import REQUEST_ID
+from ..web.context import render
+
+_TITLES = {400: "Bad request", 401: "Log in required", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
+           409: "Conflict", 413: "Too large", 415: "Unsupported type", 422: "Invalid input", 429: "Too many requests",
+           500: "Something went wrong", 503: "Service unavailable"}
+
+
+def wants_json(request: web.Request) -> bool:
+    if request.path.startswith("/api/") or request.path == "/api":
+        return True
+    accept = request.headers.get("Accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+async def error_response(request: web.Request, status: int, message: str, detail: Any = None,
+                   headers: dict[str, str] | None = None) -> web.StreamResponse:
+    if wants_json(request):
+        return web.json_response({"error": message, "detail": detail}, status=status, headers=headers)
+    try:
+        resp = await render(request, "error.html",
+                            {"status": status, "title": _TITLES.get(status, "Error"), "message": message}, status)
+    except Exception:  # the template itself failed: fall back to plain text
+        resp = web.Response(text=f"{status} {message}\n", status=status)
+    if headers:
+        resp.headers.update(headers)
+    return resp
+
+
+def _is_db_down(exc: Exception) -> bool:
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout)):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except AppError as exc:
+        return await error_response(request, exc.status, exc.message, exc.detail, exc.headers)
+    except web.HTTPRedirection:
+        raise
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After", "WWW-Authenticate")}
+        message = exc.reason.lower() if exc.status != 413 else "file too large"
+        return await error_response(request, exc.status, message, None, headers)
+    except InvalidKey:
+        return await error_response(request, 404, "not found")
+    except StorageError as exc:
+        logger.bind(request_id=request.get(REQUEST_ID)).warning("storage unavailable: {}", exc)
+        return await error_response(request, 503, "storage unavailable")
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception as exc:
+        if _is_db_down(exc):
+            logger.bind(request_id=request.get(REQUEST_ID)).warning("database unavailable: {}", type(exc).__name__)
+            return await error_response(request, 503, "database unavailable")
+        logger.bind(request_id=request.get(REQUEST_ID)).opt(exception=exc).error("unhandled error")
+        return await error_response(request, 500, "internal error", {"request_id": request.get(REQUEST_ID)})

@@ -1,0 +1,1 @@
+"""Images: uploads (streamed and presigned), listing, serving, deleting, the sweep."""

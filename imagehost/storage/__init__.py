@@ -1,0 +1,21 @@
+"""Object storage: a local folder or an S3-compatible bucket, behind one interface."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+
+from ..config import Settings
+from .base import InvalidKey, ObjectInfo, ObjectNotFound, PresignedPut, Storage, StorageError, check_key
+from .local import LocalStorage
+from .s3 import S3Storage
+
+__all__ = [
+    "InvalidKey", "LocalStorage", "ObjectInfo", "ObjectNotFound", "PresignedPut", "S3Storage", "Storage",
+    "StorageError", "check_key", "open_storage",
+]
+
+
+async def open_storage(settings: Settings, stack: AsyncExitStack) -> Storage:
+    if settings.storage_backend == "s3":
+        return await S3Storage.open(settings, stack)
+    return LocalStorage(settings.local_storage_path, settings.public_base_url, settings.secret_key)

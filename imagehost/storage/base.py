@@ -1,0 +1,70 @@
+"""The one small interface both storage backends implement."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+# Keys are made by the application: a random id plus an extension from the sniffed
+# type, optionally under `pending/`. Anything else is refused before it reaches a backend.
+KEY_RE = re.compile(r"^(?:pending/)?[A-Za-z0-9_-]{16,64}(?:\.thumb)?\.[a-z0-9]{2,5}$")
+
+
+class StorageError(Exception):
+    """Storage could not do what was asked (unreachable, refused, timed out)."""
+
+
+class ObjectNotFound(StorageError):
+    """The object does not exist."""
+
+
+class InvalidKey(ValueError):
+    """A key that the application would never make."""
+
+
+def check_key(key: str) -> str:
+    if not isinstance(key, str) or not KEY_RE.fullmatch(key):
+        raise InvalidKey(f"invalid storage key: {key[:80]!r}")
+    return key
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    content_type: str
+
+
+@dataclass(frozen=True)
+class PresignedPut:
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Storage(Protocol):
+    name: str
+
+    async def put_stream(self, key: str, chunks: AsyncIterable[bytes], content_type: str) -> int:
+        """Store the chunks under `key`; return the byte count. On any failure nothing
+        is left under `key` (a multipart upload is aborted, a temp file removed)."""
+
+    async def head(self, key: str) -> ObjectInfo | None: ...
+
+    async def read_range(self, key: str, start: int, length: int) -> bytes:
+        """Up to `length` bytes from offset `start`; negative `start` counts from the end."""
+
+    async def copy(self, src: str, dst: str, content_type: str) -> None: ...
+
+    async def delete(self, key: str) -> None:
+        """Idempotent: deleting a missing object succeeds."""
+
+    async def presign_put(self, key: str, content_type: str, length: int, expires_in: int) -> PresignedPut: ...
+
+    def public_url(self, key: str) -> str: ...
+
+    async def check(self) -> None:
+        """Raise StorageError unless the bucket or folder is reachable."""
+
+    async def setup(self, app_origin: str, pending_expiry_days: int = 1) -> list[str]:
+        """Create the bucket/folder and its rules; return what was done, one line each."""

@@ -1,0 +1,184 @@
+"""The embedded default: objects are files in one folder.
+
+The "presigned" PUT is an HMAC-signed URL on the app itself (see
+`imagehost.images.local_put`), so the browser code is the same for both backends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import time
+from collections.abc import AsyncIterable
+from pathlib import Path
+from urllib.parse import urlencode
+
+from ..db import new_id
+from .base import InvalidKey, ObjectInfo, ObjectNotFound, PresignedPut, StorageError, check_key
+
+EXT_TYPES = {
+    "jpg": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+    "webp": "image/webp",
+    "avif": "image/avif",
+    "bin": "application/octet-stream",
+}
+_WRITE_BUFFER = 1 << 20
+
+
+def _sign(secret: bytes, key: str, content_type: str, length: int, expires: int) -> str:
+    msg = f"PUT\n{key}\n{content_type}\n{length}\n{expires}".encode()
+    return hmac.new(secret, msg, hashlib.sha256).hexdigest()
+
+
+class LocalStorage:
+    name = "local"
+
+    def __init__(self, root: Path, public_base_url: str, secret_key: str) -> None:
+        self.root = root.resolve()
+        self.base_url = public_base_url.rstrip("/")
+        self._secret = hashlib.sha256(b"imagehost-local-put:" + secret_key.encode()).digest()
+
+    # paths ---------------------------------------------------------------
+
+    def path(self, key: str) -> Path:
+        check_key(key)
+        path = (self.root / key).resolve()
+        if self.root not in path.parents:
+            raise InvalidKey(f"invalid storage key: {key!r}")
+        return path
+
+    # operations ----------------------------------------------------------
+
+    async def put_stream(self, key: str, chunks: AsyncIterable[bytes], content_type: str) -> int:
+        path = self.path(key)
+        tmp = self.root / ".tmp" / f"{new_id()}.part"
+        loop = asyncio.get_running_loop()
+        try:
+            fh = await loop.run_in_executor(None, _open_exclusive, tmp)
+        except OSError as exc:
+            raise StorageError(f"local storage not writable: {exc.strerror}") from exc
+        total = 0
+        try:
+            buf = bytearray()
+            async for chunk in chunks:
+                buf += chunk
+                total += len(chunk)
+                if len(buf) >= _WRITE_BUFFER:
+                    await loop.run_in_executor(None, fh.write, bytes(buf))
+                    buf.clear()
+            if buf:
+                await loop.run_in_executor(None, fh.write, bytes(buf))
+            await loop.run_in_executor(None, fh.close)
+            await loop.run_in_executor(None, _link_new, tmp, path)
+        except BaseException:
+            fh.close()
+            await asyncio.shield(loop.run_in_executor(None, _unlink, tmp))
+            raise
+        return total
+
+    async def head(self, key: str) -> ObjectInfo | None:
+        path = self.path(key)
+        try:
+            st = await asyncio.get_running_loop().run_in_executor(None, path.stat)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageError(str(exc)) from exc
+        return ObjectInfo(size=st.st_size, content_type=EXT_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream"))
+
+    async def read_range(self, key: str, start: int, length: int) -> bytes:
+        path = self.path(key)
+
+        def read() -> bytes:
+            with open(path, "rb") as fh:
+                if start < 0:
+                    size = fh.seek(0, os.SEEK_END)
+                    fh.seek(max(0, size + start))
+                else:
+                    fh.seek(start)
+                return fh.read(length)
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, read)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(key) from exc
+        except OSError as exc:
+            raise StorageError(str(exc)) from exc
+
+    async def copy(self, src: str, dst: str, content_type: str) -> None:
+        s, d = self.path(src), self.path(dst)
+
+        def do() -> None:
+            # A hard link is a server-side copy that costs nothing; the source is
+            # deleted right after, so the two names never diverge.
+            try:
+                os.link(s, d)
+            except FileExistsError:
+                if os.path.samefile(s, d):
+                    return
+                raise
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, do)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(src) from exc
+        except OSError as exc:
+            raise StorageError(str(exc)) from exc
+
+    async def delete(self, key: str) -> None:
+        path = self.path(key)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, _unlink, path)
+        except OSError as exc:
+            raise StorageError(str(exc)) from exc
+
+    async def presign_put(self, key: str, content_type: str, length: int, expires_in: int) -> PresignedPut:
+        check_key(key)
+        expires_at = int(time.time()) + expires_in
+        sig = _sign(self._secret, key, content_type, length, expires_at)
+        query = urlencode({"ct": content_type, "len": length, "exp": expires_at, "sig": sig})
+        return PresignedPut(url=f"{self.base_url}/api/uploads/{key}?{query}", headers={"Content-Type": content_type})
+
+    def verify_put(self, key: str, content_type: str, length: int, expires_at: int, sig: str) -> bool:
+        expected = _sign(self._secret, key, content_type, length, expires_at)
+        return hmac.compare_digest(expected, sig)
+
+    def public_url(self, key: str) -> str:
+        return f"{self.base_url}/i/{check_key(key)}"
+
+    async def check(self) -> None:
+        def probe() -> None:
+            if not self.root.is_dir() or not os.access(self.root, os.W_OK | os.X_OK):
+                raise StorageError(f"{self.root} is not a writable folder")
+
+        await asyncio.get_running_loop().run_in_executor(None, probe)
+
+    async def setup(self, app_origin: str = "", pending_expiry_days: int = 1) -> list[str]:
+        for d in (self.root, self.root / "pending", self.root / ".tmp"):
+            d.mkdir(parents=True, exist_ok=True)
+        return [f"folder {self.root} ready"]
+
+
+def _open_exclusive(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return open(path, "xb")
+
+
+def _link_new(tmp: Path, final: Path) -> None:
+    """Publish the finished file under its key, refusing to replace an existing object."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(tmp, final)
+    finally:
+        _unlink(tmp)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,218 @@
+"""S3-compatible object storage (Cloudflare R2 in production, MinIO, moto in tests)
+through aiobotocore. The client is entered once per process in `cleanup_ctx`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable
+from contextlib import AsyncExitStack
+from typing import Any
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..config import Settings
+from .base import ObjectInfo, ObjectNotFound, PresignedPut, StorageError, check_key
+
+_MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def client_config() -> AioConfig:
+    # botocore >= 1.36 adds CRC32 checksums to requests by default, which R2
+    # rejects on presigned PUTs: only send checksums when an operation needs them.
+    return AioConfig(
+        signature_version="s3v4",
+        s3={"addressing_style": "path"},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        connect_timeout=5,
+        read_timeout=60,
+        retries={"max_attempts": 3, "mode": "standard"},
+    )
+
+
+class S3Storage:
+    name = "s3"
+
+    def __init__(self, client: Any, bucket: str, public_base: str, part_size: int, region: str = "auto") -> None:
+        self.client = client
+        self.region = region
+        self.bucket = bucket
+        self.public_base = public_base.rstrip("/")
+        self.part_size = part_size
+
+    @classmethod
+    async def open(cls, settings: Settings, stack: AsyncExitStack) -> "S3Storage":
+        session = get_session()
+        client = await stack.enter_async_context(
+            session.create_client(
+                "s3",
+                endpoint_url=settings.s3_endpoint,
+                region_name=settings.s3_region,
+                aws_access_key_id=settings.r2_access_key_id,
+                aws_secret_access_key=settings.r2_secret_access_key,
+                config=client_config(),
+            )
+        )
+        part = int(settings.s3_multipart_threshold_mb * 1024 * 1024)
+        return cls(client, settings.r2_bucket_name, settings.r2_public_url, part, settings.s3_region)
+
+    async def _call(self, op: str, **kwargs: Any) -> Any:
+        try:
+            return await getattr(self.client, op)(Bucket=self.bucket, **kwargs)
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                raise ObjectNotFound(kwargs.get("Key", self.bucket)) from exc
+            raise StorageError(f"{op}: {_code(exc) or exc}") from exc
+        except (BotoCoreError, OSError, asyncio.TimeoutError) as exc:
+            raise StorageError(f"{op}: {type(exc).__name__}: {exc}") from exc
+
+    async def put_stream(self, key: str, chunks: AsyncIterable[bytes], content_type: str) -> int:
+        check_key(key)
+        buf = bytearray()
+        total = 0
+        upload_id: str | None = None
+        parts: list[dict[str, Any]] = []
+        try:
+            async for chunk in chunks:
+                buf += chunk
+                total += len(chunk)
+                if len(buf) >= self.part_size:
+                    if upload_id is None:
+                        resp = await self._call("create_multipart_upload", Key=key, ContentType=content_type)
+                        upload_id = resp["UploadId"]
+                    part = bytes(buf[: self.part_size])
+                    del buf[: self.part_size]
+                    n = len(parts) + 1
+                    resp = await self._call("upload_part", Key=key, UploadId=upload_id, PartNumber=n, Body=part)
+                    parts.append({"PartNumber": n, "ETag": resp["ETag"]})
+            if upload_id is None:
+                await self._call("put_object", Key=key, Body=bytes(buf), ContentType=content_type)
+            else:
+                if buf:
+                    n = len(parts) + 1
+                    resp = await self._call("upload_part", Key=key, UploadId=upload_id, PartNumber=n, Body=bytes(buf))
+                    parts.append({"PartNumber": n, "ETag": resp["ETag"]})
+                await self._call(
+                    "complete_multipart_upload", Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                )
+        except BaseException:
+            if upload_id is not None:
+                await asyncio.shield(self._abort(key, upload_id))
+            raise
+        return total
+
+    async def _abort(self, key: str, upload_id: str) -> None:
+        try:
+            await self._call("abort_multipart_upload", Key=key, UploadId=upload_id)
+        except StorageError:
+            pass  # the bucket's lifecycle rule aborts incomplete uploads after a day
+
+    async def head(self, key: str) -> ObjectInfo | None:
+        check_key(key)
+        try:
+            resp = await self._call("head_object", Key=key)
+        except ObjectNotFound:
+            return None
+        return ObjectInfo(size=int(resp["ContentLength"]), content_type=resp.get("ContentType", ""))
+
+    async def read_range(self, key: str, start: int, length: int) -> bytes:
+        check_key(key)
+        rng = f"bytes={start}-{start + length - 1}" if start >= 0 else f"bytes={start}"
+        resp = await self._call("get_object", Key=key, Range=rng)
+        try:
+            async with resp["Body"] as body:
+                data = await body.read()
+        except (BotoCoreError, OSError, asyncio.TimeoutError) as exc:
+            raise StorageError(f"get_object: {exc}") from exc
+        return data[:length]
+
+    async def copy(self, src: str, dst: str, content_type: str) -> None:
+        check_key(src)
+        check_key(dst)
+        await self._call(
+            "copy_object",
+            Key=dst,
+            CopySource={"Bucket": self.bucket, "Key": src},
+            ContentType=content_type,
+            MetadataDirective="REPLACE",
+        )
+
+    async def delete(self, key: str) -> None:
+        check_key(key)
+        try:
+            await self._call("delete_object", Key=key)
+        except ObjectNotFound:
+            pass
+
+    async def presign_put(self, key: str, content_type: str, length: int, expires_in: int) -> PresignedPut:
+        check_key(key)
+        url = await self.client.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type, "ContentLength": length},
+            ExpiresIn=expires_in,
+        )
+        return PresignedPut(url=url, headers={"Content-Type": content_type})
+
+    def public_url(self, key: str) -> str:
+        return f"{self.public_base}/{check_key(key)}"
+
+    async def check(self) -> None:
+        await self._call("head_bucket")
+
+    async def setup(self, app_origin: str, pending_expiry_days: int = 1) -> list[str]:
+        done: list[str] = []
+        try:
+            await self._call("head_bucket")
+            done.append(f"bucket {self.bucket} exists")
+        except ObjectNotFound:
+            extra = {}
+            if self.region not in ("auto", "us-east-1"):
+                extra["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+            await self._call("create_bucket", **extra)
+            done.append(f"bucket {self.bucket} created")
+        cors = {
+            "CORSRules": [
+                {
+                    "AllowedOrigins": [app_origin],
+                    "AllowedMethods": ["PUT"],
+                    "AllowedHeaders": ["content-type"],
+                    "ExposeHeaders": ["ETag"],
+                    "MaxAgeSeconds": 3600,
+                }
+            ]
+        }
+        lifecycle = {
+            "Rules": [
+                {
+                    "ID": "imagehost-expire-pending",
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": "pending/"},
+                    "Expiration": {"Days": pending_expiry_days},
+                },
+                {
+                    "ID": "imagehost-abort-incomplete-multipart",
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": ""},
+                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+                },
+            ]
+        }
+        for what, op, kwargs in (
+            (f"CORS: PUT from {app_origin}", "put_bucket_cors", {"CORSConfiguration": cors}),
+            ("lifecycle: expire pending/, abort incomplete multipart uploads", "put_bucket_lifecycle_configuration",
+             {"LifecycleConfiguration": lifecycle}),
+        ):
+            try:
+                await self._call(op, **kwargs)
+                done.append(what)
+            except StorageError as exc:
+                if "NotImplemented" not in str(exc):
+                    raise
+                done.append(f"WARNING: this server does not implement {op}; set it up by hand ({what})")
+        return done

@@ -1,0 +1,46 @@
+// JSON calls to the imagehost API with the session cookie and the CSRF token.
+
+export const NETWORK_LOST = 'Network lost — check your connection';
+
+export function csrfToken() {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  return meta ? meta.content : '';
+}
+
+/** An error answer: `status` is the HTTP status (0 when the network failed). */
+export class ApiError extends Error {
+  constructor(status, message, detail) {
+    super(message);
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
+/** fetch() `url` and return its JSON body (null for 204); throw ApiError otherwise. */
+export async function api(method, url, body) {
+  const headers = { Accept: 'application/json' };
+  if (method !== 'GET' && method !== 'HEAD') headers['X-CSRF-Token'] = csrfToken();
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  let res;
+  try {
+    res = await fetch(url, {
+      method,
+      headers,
+      credentials: 'same-origin',
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, NETWORK_LOST);
+  }
+  if (res.status === 204) return null;
+  let data = null;
+  try {
+    data = await res.json();
+  } catch {
+    // not JSON: keep data null
+  }
+  if (!res.ok) {
+    throw new ApiError(res.status, (data && data.error) || `Request failed (HTTP ${res.status})`, data && data.detail);
+  }
+  return data;
+}

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from imagehost.app import create_app
+from imagehost.storage import StorageError
+from imagehost.typedefs import ENGINE, STORAGE
+
+
+async def test_health_reports_database_and_storage_ok(client, backend):
+    resp = await client.get("/api/health")
+    assert resp.status == 200
+    assert await resp.json() == {"status": "ok", "database": "ok", "storage": "ok"}
+    assert "Set-Cookie" not in resp.headers
+
+
+async def test_health_names_the_database_when_it_is_down(client, backend):
+    await client.server.app[ENGINE].dispose()
+    engine = client.server.app[ENGINE]
+    # Point the pool at a port where nothing listens.
+    from imagehost.db import create_engine
+
+    bad = create_engine(backend.settings.model_copy(update={
+        "database_url": "postgresql+psycopg://nobody@127.0.0.1:1/none"}))
+    client.server.app._state[ENGINE] = bad  # noqa: SLF001 - swap a dependency under test
+    try:
+        resp = await client.get("/api/health")
+        body = await resp.json()
+        assert resp.status == 503
+        assert body["database"] == "unavailable" and body["storage"] == "ok"
+        assert body["error"] == "database unavailable"
+    finally:
+        client.server.app._state[ENGINE] = engine
+        await bad.dispose()
+
+
+class _DownStorage:
+    name = "down"
+
+    async def check(self) -> None:
+        raise StorageError("connection refused")
+
+
+async def test_health_names_storage_when_it_is_down(client, backend):
+    real = client.server.app[STORAGE]
+    client.server.app._state[STORAGE] = _DownStorage()
+    try:
+        resp = await client.get("/api/health")
+        body = await resp.json()
+        assert resp.status == 503
+        assert body["storage"] == "unavailable" and body["database"] == "ok"
+        assert "connection refused" not in await resp.text()  # the reason stays in the log
+    finally:
+        client.server.app._state[STORAGE] = real
+
+
+async def test_factory_builds_the_same_app_for_every_tier(backend):
+    app = create_app(backend.settings)
+    assert app.router.resources()  # routes are wired
