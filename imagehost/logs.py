@@ -89,5 +89,5 @@ def setup_logging(level: str = "INFO", as_json: bool = False, stream=None) -> No
         lg = logging.getLogger(name)
         lg.handlers = []
         lg.propagate = True
-    for noisy in ("botocore", "aiobotocore", "yoyo", "sqlalchemy"):
+    for noisy in ("botocore", "aiobotocore", "yoyo", "sqlalchemy", "aiosqlite", "urllib3", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

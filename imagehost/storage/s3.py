@@ -212,7 +212,9 @@ class S3Storage:
                 await self._call(op, **kwargs)
                 done.append(what)
             except StorageError as exc:
-                if "NotImplemented" not in str(exc):
+                # MinIO answers NotImplemented to CORS and MalformedXML to a lifecycle rule
+                # with only AbortIncompleteMultipartUpload (minio/minio#15681).
+                if "NotImplemented" not in str(exc) and "MalformedXML" not in str(exc):
                     raise
                 done.append(f"WARNING: this server does not implement {op}; set it up by hand ({what})")
         return done
