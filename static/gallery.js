@@ -93,7 +93,7 @@ function tileImage(tile) {
 document.addEventListener('click', (event) => {
   const button = event.target.closest('[data-copy-format]');
   if (!button) return;
-  const tile = button.closest('[data-image-id]');
+  const tile = button.closest('.tile');
   if (!tile) return;
   copyText(formatLink(button.dataset.copyFormat, tileImage(tile)));
   const menu = button.closest('details');
@@ -107,7 +107,7 @@ document.addEventListener('submit', async (event) => {
   const form = event.target;
   if (!form.matches('form[data-delete]')) return;
   event.preventDefault();
-  const tile = form.closest('[data-image-id]');
+  const tile = form.closest('.tile');
   const source = tile ? tile.dataset : form.dataset;
   const id = source.imageId;
   if (!window.confirm(`Delete “${source.filename}”? This cannot be undone.`)) return;
@@ -331,10 +331,6 @@ function initUploads() {
       input.focus();
     });
   }
-
-  window.addEventListener('beforeunload', (e) => {
-    if (running || queue.length) e.preventDefault();
-  });
 }
 
 // ---------------------------------------------------------------- load more

@@ -45,7 +45,7 @@ async def static_handler(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound()
     path = assets.root / name
     headers = {"Cache-Control": "public, max-age=31536000, immutable" if request.query.get("v") == assets.hashes[name]
-               else "public, max-age=300"}
+               else "no-cache"}  # unversioned (module imports): revalidate by ETag
     ctype = _TYPES.get(path.suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
     resp = web.FileResponse(path, headers=headers)
     resp.content_type = ctype
