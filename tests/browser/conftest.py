@@ -95,7 +95,15 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
 
 @pytest.fixture(scope="module", params=["local", "s3"])
 def live_server(request, tmp_path_factory) -> LiveServer:
-    kind = request.param
+    yield from _serve(request.param, request, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def local_server(request, tmp_path_factory) -> LiveServer:
+    yield from _serve("local", request, tmp_path_factory)
+
+
+def _serve(kind: str, request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f"live-{kind}")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
