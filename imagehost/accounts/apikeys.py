@@ -71,8 +71,14 @@ async def list_keys(conn: AsyncConnection, user_id: str) -> list[ApiKey]:
     return [ApiKey(*r) for r in rows]
 
 
+ID_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
 async def revoke_key(conn: AsyncConnection, user_id: str, key_id: str) -> bool:
-    """Owner-scoped: another user's key id revokes nothing and answers False."""
+    """Owner-scoped: another user's key id revokes nothing and answers False (so does an id
+    that cannot be one, before it reaches the database)."""
+    if not ID_RE.fullmatch(key_id):
+        return False
     res = await conn.execute(
         update(api_keys)
         .where(api_keys.c.id == key_id, api_keys.c.user_id == user_id, api_keys.c.revoked_at.is_(None))

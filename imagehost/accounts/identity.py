@@ -7,20 +7,23 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal
 from urllib.parse import quote
 
 from aiohttp import web
-from aiohttp_session import get_session
+from aiohttp_session import get_session, new_session
 
-from ..db import transaction
+from ..db import new_id, transaction, utcnow
 from ..errors import Unauthorized
 from ..typedefs import ENGINE, IDENTITY, SETTINGS
 from . import apikeys, tokens
+from .sessions import revoke, session_user
 from .users import User, get_user
 
 Method = Literal["session", "jwt", "apikey"]
 SESSION_COOKIE = "imagehost_session"
+SESSION_MAX_AGE = 30 * 24 * 3600  # the cookie's own max_age is set in app._session_storage
 # Paths that never need to know the caller: no session load, no database hit.
 _ANONYMOUS_PREFIXES = ("/static/", "/i/", "/api/health", "/api/uploads/")
 
@@ -57,12 +60,14 @@ async def identify(request: web.Request) -> Identity | None:
     if SESSION_COOKIE not in request.cookies:
         return None
     session = await get_session(request)
-    user_id = session.get("uid")
+    user_id, sid = session.get("uid"), session.get("sid")
     if not user_id:
         return None
-    async with engine.connect() as conn:
-        user = await get_user(conn, user_id)
-    if user is None:
+    user = None
+    if isinstance(user_id, str) and isinstance(sid, str):
+        async with engine.connect() as conn:
+            user = await session_user(conn, user_id, sid)
+    if user is None:  # the user is gone, or this session was logged out
         session.invalidate()
         return None
     return Identity(user, "session")
@@ -83,8 +88,9 @@ def require_user(request: web.Request) -> User:
         return identity.user
     if request.path.startswith("/api/"):
         raise Unauthorized()
-    target = request.path_qs
-    raise web.HTTPSeeOther(f"/login?next={quote(target, safe='/')}")
+    if request.method not in ("GET", "HEAD"):  # coming back to a POST-only URL would only 405
+        raise web.HTTPSeeOther("/login")
+    raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='/')}")
 
 
 def current_user(request: web.Request) -> User | None:
@@ -103,14 +109,21 @@ async def csrf_token(request: web.Request) -> str:
 
 
 async def log_in(request: web.Request, user: User) -> None:
-    """A fresh session (new cookie, new CSRF token) for this user."""
-    from aiohttp_session import new_session
-
+    """A fresh session for this user: a new cookie, a new session id and a new CSRF token.
+    Nothing from the anonymous session carries over."""
     session = await new_session(request)
     session["uid"] = user.id
+    session["sid"] = new_id(16)
     session["csrf"] = secrets.token_urlsafe(32)
 
 
 async def log_out(request: web.Request) -> None:
+    """Clear the cookie, and revoke this session id so a copy of the cookie is dead too."""
     session = await get_session(request)
+    sid = session.get("sid")
+    if isinstance(sid, str) and sid:
+        now = utcnow()
+        lifetime = timedelta(seconds=session.max_age or SESSION_MAX_AGE)
+        async with transaction(request.app[ENGINE]) as conn:
+            await revoke(conn, sid, now + lifetime, now)
     session.invalidate()

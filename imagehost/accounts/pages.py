@@ -1,9 +1,199 @@
-"""(filled in by its feature)"""
+"""Account pages: log in (also the landing page), register, log out, API keys.
+
+They work without JavaScript. Every form is read with `read_form`, which checks its CSRF
+token. After login the browser goes back only to a local path (`safe_next`).
+"""
 
 from __future__ import annotations
 
+import unicodedata
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
 from aiohttp import web
+
+from ..db import transaction
+from ..errors import NotFound, TooManyRequests, Unauthorized
+from ..http.csrf import read_form
+from ..typedefs import CLIENT_ADDR, ENGINE, SETTINGS
+from ..web.context import render
+from . import apikeys, service
+from .identity import current_user, log_in, log_out, require_user
+
+HOME = "/gallery"
+NEXT_MAX = 2000
+
+
+def _is_local_path(value: str) -> bool:
+    if not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return False
+    # Browsers drop tabs and newlines inside URLs ("/\t/evil" becomes "//evil"): no
+    # control or invisible formatting character, at any level of decoding.
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in value):
+        return False
+    parts = urlsplit(value)
+    return not parts.scheme and not parts.netloc
+
+
+def safe_next(value: object) -> str:
+    """`value` if it is a path on this site, else "" (the caller then goes home).
+
+    The raw value must be plain printable ASCII; it and every percent-decoding of it must
+    be a local path, so `/%2F%2Fevil.example` or `/%5Cevil.example` are refused even
+    though a browser would keep them local, in case anything on the way decodes them."""
+    if not isinstance(value, str) or not value or len(value) > NEXT_MAX:
+        return ""
+    if any(not (0x21 <= ord(c) < 0x7F) for c in value):
+        return ""
+    candidate = value
+    for _ in range(4):
+        if not _is_local_path(candidate):
+            return ""
+        decoded = unquote(candidate)
+        if decoded == candidate:
+            return value
+        candidate = decoded
+    return ""  # still decoding after four rounds: nobody needs that
+
+
+def _echo(value: object, limit: int) -> str:
+    """A submitted value fit to show back in a form, or ""."""
+    if not isinstance(value, str) or len(value) > limit or service.has_unsafe_chars(value):
+        return ""
+    return value
+
+
+# --------------------------------------------------------------------------- login
+
+async def _login_page(request: web.Request, *, next_path: str = "", error: str | None = None,
+                      username: str = "", status: int = 200) -> web.Response:
+    return await render(request, "login.html", {
+        "error": error,
+        "next": next_path,
+        "username": username,
+        "registration_open": request.app[SETTINGS].registration_open,
+    }, status)
+
+
+async def login_get(request: web.Request) -> web.Response:
+    next_path = safe_next(request.query.get("next"))
+    if current_user(request) is not None:
+        raise web.HTTPSeeOther(next_path or HOME)
+    return await _login_page(request, next_path=next_path)
+
+
+async def login_post(request: web.Request) -> web.Response:
+    form = await read_form(request)
+    next_path = safe_next(form.get("next"))
+    username = form.get("username")
+    shown = _echo(username, service.USERNAME_MAX)
+    try:
+        user = await service.authenticate(
+            request.app[ENGINE], request.app[SETTINGS], username, form.get("password"), request[CLIENT_ADDR]
+        )
+    except service.FieldError:
+        return await _login_page(request, next_path=next_path, username=shown, status=422,
+                                 error="Enter your username and password.")
+    except Unauthorized:
+        return await _login_page(request, next_path=next_path, username=shown,
+                                 error="Invalid username or password.")
+    except TooManyRequests as exc:
+        minutes = max(1, -(-int(exc.headers["Retry-After"]) // 60))
+        response = await _login_page(
+            request, next_path=next_path, username=shown, status=429,
+            error=f"Too many failed attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
+        )
+        response.headers["Retry-After"] = exc.headers["Retry-After"]
+        return response
+    await log_in(request, user)
+    raise web.HTTPSeeOther(next_path or HOME)
+
+
+async def logout(request: web.Request) -> web.Response:
+    await read_form(request)
+    await log_out(request)
+    raise web.HTTPSeeOther("/")
+
+
+# --------------------------------------------------------------------------- register
+
+async def _register_page(request: web.Request, *, errors: dict[str, str] | None = None,
+                         values: dict[str, str] | None = None, status: int = 200) -> web.Response:
+    return await render(request, "register.html", {
+        "errors": errors or {},
+        "values": values or {},
+        "registration_open": request.app[SETTINGS].registration_open,
+    }, status)
+
+
+async def register_get(request: web.Request) -> web.Response:
+    if current_user(request) is not None:
+        raise web.HTTPSeeOther(HOME)
+    return await _register_page(request, status=200 if request.app[SETTINGS].registration_open else 403)
+
+
+async def register_post(request: web.Request) -> web.Response:
+    form = await read_form(request)
+    settings = request.app[SETTINGS]
+    if not settings.registration_open:
+        return await _register_page(request, status=403)
+    values = {"username": _echo(form.get("username"), service.USERNAME_MAX),
+              "email": _echo(form.get("email"), service.EMAIL_MAX)}
+    try:
+        user = await service.register_user(
+            request.app[ENGINE], settings, form.get("username"), form.get("email"), form.get("password")
+        )
+    except service.RegistrationError as exc:
+        return await _register_page(request, errors=exc.errors, values=values, status=exc.status)
+    await log_in(request, user)
+    raise web.HTTPSeeOther(HOME)
+
+
+# --------------------------------------------------------------------------- API keys
+
+async def _keys_page(request: web.Request, *, new_key: dict[str, str] | None = None,
+                     error: str | None = None, status: int = 200) -> web.Response:
+    user = require_user(request)
+    async with request.app[ENGINE].connect() as conn:
+        keys = await apikeys.list_keys(conn, user.id)
+    context: dict[str, Any] = {"keys": [k.to_json() for k in keys], "new_key": new_key, "error": error}
+    return await render(request, "keys.html", context, status)
+
+
+async def keys_get(request: web.Request) -> web.Response:
+    return await _keys_page(request)
+
+
+async def keys_post(request: web.Request) -> web.Response:
+    form = await read_form(request)
+    user = require_user(request)
+    try:
+        name = service.clean_key_name(form.get("name"))
+    except service.FieldError as exc:
+        return await _keys_page(request, error=f"Name: {exc.message}.", status=422)
+    async with transaction(request.app[ENGINE]) as conn:
+        key, secret = await apikeys.create_key(conn, user.id, name)
+    # The only time the secret is ever shown; the page is sent with Cache-Control: no-store.
+    return await _keys_page(request, new_key={"name": key.name, "secret": secret})
+
+
+async def keys_revoke(request: web.Request) -> web.Response:
+    await read_form(request)
+    user = require_user(request)
+    async with transaction(request.app[ENGINE]) as conn:
+        revoked = await apikeys.revoke_key(conn, user.id, request.match_info["key_id"])
+    if not revoked:
+        raise NotFound("no such API key")
+    raise web.HTTPSeeOther("/keys")
 
 
 def setup_routes(app: web.Application) -> None:
-    pass
+    app.router.add_get("/", login_get)
+    app.router.add_get("/login", login_get)
+    app.router.add_post("/login", login_post)
+    app.router.add_post("/logout", logout)
+    app.router.add_get("/register", register_get)
+    app.router.add_post("/register", register_post)
+    app.router.add_get("/keys", keys_get)
+    app.router.add_post("/keys", keys_post)
+    app.router.add_post("/keys/{key_id}/revoke", keys_revoke)

@@ -47,3 +47,10 @@ def dummy_hash(rounds: int = BCRYPT_ROUNDS) -> str:
     if rounds not in _DUMMY:
         _DUMMY[rounds] = hash_password_sync("imagehost-dummy-password", rounds)
     return _DUMMY[rounds]
+
+
+async def dummy_hash_async(rounds: int = BCRYPT_ROUNDS) -> str:
+    """`dummy_hash`, computed (once per cost) in the executor rather than on the loop."""
+    if rounds in _DUMMY:
+        return _DUMMY[rounds]
+    return await asyncio.get_running_loop().run_in_executor(None, dummy_hash, rounds)

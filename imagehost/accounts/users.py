@@ -29,10 +29,10 @@ class User:
         }
 
 
-_COLS = (users.c.id, users.c.username, users.c.email, users.c.created_at, users.c.storage_used_bytes)
+USER_COLUMNS = _COLS = (users.c.id, users.c.username, users.c.email, users.c.created_at, users.c.storage_used_bytes)
 
 
-def _user(row) -> User | None:
+def user_from_row(row) -> User | None:
     return User(*row) if row is not None else None
 
 
@@ -46,7 +46,7 @@ def email_key(email: str) -> str:
 
 async def get_user(conn: AsyncConnection, user_id: str) -> User | None:
     row = (await conn.execute(select(*_COLS).where(users.c.id == user_id))).first()
-    return _user(row)
+    return user_from_row(row)
 
 
 async def get_login(conn: AsyncConnection, username: str) -> tuple[User, str] | None:

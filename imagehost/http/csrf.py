@@ -7,8 +7,9 @@ For every state-changing request that carries our session cookie:
    urlencoded form, the `csrf_token` field, which `read_form` checks when the handler
    reads the (small) form. A handler that never reads its form cannot have acted on it,
    and the middleware refuses the request if a form was left unchecked.
-Requests without the cookie are exempt unless they are forms (a form without a session
-can never pass, which also stops login CSRF): a browser never adds a bearer token by itself.
+Requests without the cookie are exempt unless they are forms outside /api (a form without
+a session can never pass, which also stops login CSRF): a browser never adds a bearer token
+by itself, and the API never starts a session.
 """
 
 from __future__ import annotations
@@ -47,9 +48,11 @@ async def csrf_middleware(request: web.Request, handler) -> web.StreamResponse:
     request[CSRF_FORM_PENDING] = False
     if request.method in SAFE_METHODS or request.path.startswith(EXEMPT_PREFIXES):
         return await handler(request)
-    if SESSION_COOKIE not in request.cookies and request.content_type not in FORM_TYPES:
-        # No ambient credential (a script with a bearer token, or anonymous JSON):
-        # a forged request could not act as anyone.
+    if SESSION_COOKIE not in request.cookies and (request.path.startswith("/api/")
+                                                  or request.content_type not in FORM_TYPES):
+        # No ambient credential (a script with a bearer token, or anonymous JSON; `curl -d`
+        # sends JSON as a form): a forged request could not act as anyone, and the API never
+        # starts a session, so there is no login CSRF to stop either.
         return await handler(request)
     site = request.headers.get("Sec-Fetch-Site")
     if site is not None and site not in ("same-origin", "none"):
@@ -66,7 +69,14 @@ async def csrf_middleware(request: web.Request, handler) -> web.StreamResponse:
         return await handler(request)
     if request.content_type in FORM_TYPES:
         request[CSRF_FORM_PENDING] = True
-        response = await handler(request)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            # A redirect is a success too: a handler that redirects without having checked
+            # its form must not have acted on it unchecked.
+            if exc.status < 400 and request[CSRF_FORM_PENDING]:
+                raise Forbidden("CSRF token missing or invalid") from None
+            raise
         if request[CSRF_FORM_PENDING]:
             raise Forbidden("CSRF token missing or invalid")
         return response
