@@ -69,6 +69,14 @@ def _json_sink(stream):
     return sink
 
 
+def _text_format(record: dict[str, Any]) -> str:
+    extra = " ".join(f"{k}={v}" for k, v in record["extra"].items() if k not in ("method", "path", "status"))
+    line = "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> <level>{level: <7}</level> {message}"
+    if extra:
+        line += " <dim>" + extra.replace("{", "{{").replace("}", "}}").replace("<", r"\<") + "</dim>"
+    return line + "\n{exception}"
+
+
 def setup_logging(level: str = "INFO", as_json: bool = False, stream=None) -> None:
     stream = stream or sys.stderr
     logger.remove()
@@ -81,7 +89,7 @@ def setup_logging(level: str = "INFO", as_json: bool = False, stream=None) -> No
             level=level,
             backtrace=False,
             diagnose=False,  # never print local variables: they may hold secrets
-            format="<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> <level>{level: <7}</level> {message} <dim>{extra}</dim>",
+            format=_text_format,
             colorize=None,
         )
     logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
