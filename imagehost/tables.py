@@ -18,6 +18,7 @@ users = Table(
     Column("password_hash", String(100), nullable=False),
     Column("storage_used_bytes", BigInteger, nullable=False),
     Column("created_at", DateTime, nullable=False),
+    Column("image_count", Integer, nullable=False, server_default="0"),  # active images (0003)
 )
 
 api_keys = Table(
@@ -67,4 +68,11 @@ login_failures = Table(
     Column("scope", String(8), nullable=False),
     Column("subject", String(255), nullable=False),
     Column("failed_at", DateTime, nullable=False),
+)
+
+revoked_sessions = Table(
+    "revoked_sessions",
+    metadata,
+    Column("sid", String(32), primary_key=True),
+    Column("expires_at", DateTime, nullable=False),
 )

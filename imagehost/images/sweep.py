@@ -1,18 +1,70 @@
-"""The sweep (`imagehost gc`, also run periodically by the server)."""
+"""The sweep (`imagehost gc`, also run periodically by the server).
+
+1. Pending rows past their expiry (an upload that died with its process, a presigned
+   URL never confirmed) go, with their quota; their objects become tombstones.
+2. Tombstones in storage_orphans (objects whose delete failed or has not happened yet)
+   are deleted from storage, with an exponential back-off for those that keep failing.
+
+Safe with several processes at once: a pending row is taken by a conditional DELETE,
+a tombstone by a conditional UPDATE of its attempt count; only the process whose
+statement matched acts on it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..config import Settings
-from ..storage import Storage
+from ..db import transaction, utcnow
+from ..storage import InvalidKey, Storage, StorageError, check_key
+from . import store
+
+BATCH = 200
+MAX_BACKOFF = timedelta(hours=6)
+
+
+def backoff(attempts: int) -> timedelta:
+    return min(MAX_BACKOFF, timedelta(seconds=30 * 2 ** min(attempts, 20)))
 
 
 async def sweep(engine: AsyncEngine, storage: Storage, settings: Settings) -> dict[str, int]:
-    return {"pending_removed": 0, "orphans_removed": 0}
+    result = {"pending_removed": 0, "orphans_removed": 0, "orphans_failed": 0}
+    now = utcnow()
+    while True:
+        async with engine.connect() as conn:
+            ids = await store.expired_pending(conn, now, BATCH)
+        for image_id in ids:
+            async with transaction(engine) as conn:
+                if await store.remove(conn, image_id, status=store.PENDING, orphan_delay=timedelta(0)):
+                    result["pending_removed"] += 1
+        if len(ids) < BATCH:
+            break
+
+    while True:
+        async with engine.connect() as conn:
+            due = await store.due_orphans(conn, utcnow(), BATCH)
+        for key, attempts in due:
+            async with transaction(engine) as conn:
+                if not await store.claim_orphan(conn, key, attempts, utcnow() + backoff(attempts)):
+                    continue  # another process has it
+            try:
+                await storage.delete(check_key(key))
+            except InvalidKey:
+                logger.warning("sweep: dropping an invalid key from storage_orphans: {!r}", key)
+            except StorageError as exc:
+                result["orphans_failed"] += 1
+                logger.warning("sweep: delete of {} failed (attempt {}): {}", key, attempts + 1, exc)
+                continue
+            async with transaction(engine) as conn:
+                await store.drop_orphans(conn, [key])
+            result["orphans_removed"] += 1
+        if len(due) < BATCH:
+            break
+    return result
 
 
 async def run_periodically(engine: AsyncEngine, storage: Storage, settings: Settings, interval: float) -> None:

@@ -63,15 +63,20 @@ class LocalStorage:
             raise StorageError(f"local storage not writable: {exc.strerror}") from exc
         total = 0
         try:
-            buf = bytearray()
+            # Chunks are gathered in a list and joined once per write: one copy, no
+            # bytearray regrowth (which briefly doubles the memory it holds).
+            buf: list[bytes] = []
+            buffered = 0
             async for chunk in chunks:
-                buf += chunk
+                buf.append(chunk)
+                buffered += len(chunk)
                 total += len(chunk)
-                if len(buf) >= _WRITE_BUFFER:
-                    await loop.run_in_executor(None, fh.write, bytes(buf))
-                    buf.clear()
+                if buffered >= _WRITE_BUFFER:
+                    data = buf[0] if len(buf) == 1 else b"".join(buf)
+                    buf, buffered = [], 0
+                    await loop.run_in_executor(None, fh.write, data)
             if buf:
-                await loop.run_in_executor(None, fh.write, bytes(buf))
+                await loop.run_in_executor(None, fh.write, b"".join(buf))
             await loop.run_in_executor(None, fh.close)
             await loop.run_in_executor(None, _link_new, tmp, path)
         except BaseException:

@@ -74,29 +74,36 @@ class S3Storage:
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes], content_type: str) -> int:
         check_key(key)
-        buf = bytearray()
+        # Chunks are gathered in a list and joined once per part (at least part_size
+        # bytes, so every part but the last meets S3's 5 MiB minimum): one copy of a
+        # part in memory at a time, never the whole file.
+        buf: list[bytes] = []
+        buffered = 0
         total = 0
         upload_id: str | None = None
         parts: list[dict[str, Any]] = []
         try:
             async for chunk in chunks:
-                buf += chunk
+                buf.append(chunk)
+                buffered += len(chunk)
                 total += len(chunk)
-                if len(buf) >= self.part_size:
+                if buffered >= self.part_size:
                     if upload_id is None:
                         resp = await self._call("create_multipart_upload", Key=key, ContentType=content_type)
                         upload_id = resp["UploadId"]
-                    part = bytes(buf[: self.part_size])
-                    del buf[: self.part_size]
+                    part = b"".join(buf)
+                    buf, buffered = [], 0
                     n = len(parts) + 1
                     resp = await self._call("upload_part", Key=key, UploadId=upload_id, PartNumber=n, Body=part)
+                    del part
                     parts.append({"PartNumber": n, "ETag": resp["ETag"]})
             if upload_id is None:
-                await self._call("put_object", Key=key, Body=bytes(buf), ContentType=content_type)
+                await self._call("put_object", Key=key, Body=b"".join(buf), ContentType=content_type)
             else:
                 if buf:
                     n = len(parts) + 1
-                    resp = await self._call("upload_part", Key=key, UploadId=upload_id, PartNumber=n, Body=bytes(buf))
+                    resp = await self._call("upload_part", Key=key, UploadId=upload_id, PartNumber=n,
+                                            Body=b"".join(buf))
                     parts.append({"PartNumber": n, "ETag": resp["ETag"]})
                 await self._call(
                     "complete_multipart_upload", Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}

@@ -1,0 +1,268 @@
+"""Image queries. Plain async functions taking a connection; the caller owns the
+transaction. Owner scoping lives in the queries, so a handler cannot forget it.
+
+Bookkeeping kept by these statements, always in the same transaction as the row change:
+- `users.storage_used_bytes` holds the sum of `size_bytes` over the user's rows, pending
+  and active (a pending row's size is its quota reservation);
+- `users.image_count` holds the number of the user's active rows;
+- a removed row's objects are written to `storage_orphans` in the same transaction
+  (a tombstone), so an object can never outlive its row unnoticed, even if the process
+  dies between the row's delete and the object's.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, case, delete, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..db import utcnow
+from ..errors import BadRequest, QuotaExceeded
+from ..tables import images, storage_orphans, users
+
+PENDING, ACTIVE = "pending", "active"
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    id: str
+    owner_id: str
+    status: str
+    storage_key: str
+    upload_key: str | None
+    filename: str
+    content_type: str
+    size_bytes: int
+    width: int | None
+    height: int | None
+    delete_token_hash: str
+    created_at: datetime
+    expires_at: datetime | None
+
+    @property
+    def keys(self) -> list[str]:
+        """Every object this row may have in storage (an active row's temporary upload
+        object was deleted, or tombstoned, at confirm)."""
+        if self.status == ACTIVE:
+            return [self.storage_key]
+        return [k for k in (self.upload_key, self.storage_key) if k]
+
+
+_COLS = (
+    images.c.id, images.c.owner_id, images.c.status, images.c.storage_key, images.c.upload_key, images.c.filename,
+    images.c.content_type, images.c.size_bytes, images.c.width, images.c.height, images.c.delete_token_hash,
+    images.c.created_at, images.c.expires_at,
+)
+
+
+def _row(r) -> ImageRow | None:
+    return ImageRow(*r) if r is not None else None
+
+
+# --------------------------------------------------------------------------- quota
+
+async def reserve_quota(conn: AsyncConnection, user_id: str, nbytes: int, quota: int) -> None:
+    """Count `nbytes` against the user's quota, atomically: one conditional UPDATE, so
+    parallel uploads cannot overshoot. Raises QuotaExceeded (413)."""
+    stmt = update(users).where(users.c.id == user_id).values(storage_used_bytes=users.c.storage_used_bytes + nbytes)
+    if quota:
+        stmt = stmt.where(users.c.storage_used_bytes + nbytes <= quota)
+    if (await conn.execute(stmt)).rowcount != 1:
+        used = (await conn.execute(select(users.c.storage_used_bytes).where(users.c.id == user_id))).scalar()
+        raise QuotaExceeded(detail={"quota_bytes": quota, "used_bytes": used, "requested_bytes": nbytes})
+
+
+async def _adjust_user(conn: AsyncConnection, user_id: str, release: int, count_delta: int) -> None:
+    await conn.execute(
+        update(users)
+        .where(users.c.id == user_id)
+        .values(
+            storage_used_bytes=case(
+                (users.c.storage_used_bytes > release, users.c.storage_used_bytes - release), else_=0
+            ),
+            image_count=case((users.c.image_count + count_delta > 0, users.c.image_count + count_delta), else_=0),
+        )
+    )
+
+
+# --------------------------------------------------------------------------- rows
+
+async def insert_pending(
+    conn: AsyncConnection, *, image_id: str, owner_id: str, storage_key: str, upload_key: str | None,
+    filename: str, content_type: str, size_bytes: int, delete_token_hash: str, expires_at: datetime,
+    width: int | None = None, height: int | None = None,
+) -> None:
+    await conn.execute(
+        insert(images).values(
+            id=image_id, owner_id=owner_id, status=PENDING, storage_key=storage_key, upload_key=upload_key,
+            filename=filename, content_type=content_type, size_bytes=size_bytes, width=width, height=height,
+            delete_token_hash=delete_token_hash, created_at=utcnow(), expires_at=expires_at,
+        )
+    )
+
+
+async def activate(
+    conn: AsyncConnection, row: ImageRow, *, size_bytes: int, content_type: str, width: int, height: int,
+) -> bool:
+    """Pending → active, with the real size (the reservation's surplus goes back). False if
+    the row is no longer pending (the sweep took it): the caller must remove its objects."""
+    res = await conn.execute(
+        update(images)
+        .where(images.c.id == row.id, images.c.status == PENDING)
+        .values(status=ACTIVE, size_bytes=size_bytes, content_type=content_type, width=width, height=height,
+                expires_at=None, created_at=utcnow())
+    )
+    if res.rowcount != 1:
+        return False
+    await _adjust_user(conn, row.owner_id, row.size_bytes - size_bytes, 1)
+    return True
+
+
+async def remove(
+    conn: AsyncConnection, image_id: str, *, owner_id: str | None = None, status: str | None = None,
+    orphan_delay: timedelta = timedelta(minutes=5), tombstones: bool = True,
+) -> ImageRow | None:
+    """Delete a row (conditionally: only this owner's, only in this status), give its
+    bytes back to the quota and record its objects as tombstones in storage_orphans.
+    Returns the row only to the one caller whose DELETE took it."""
+    stmt = delete(images).where(images.c.id == image_id)
+    if owner_id is not None:
+        stmt = stmt.where(images.c.owner_id == owner_id)
+    if status is not None:
+        stmt = stmt.where(images.c.status == status)
+    row = _row((await conn.execute(stmt.returning(*_COLS))).first())
+    if row is None:
+        return None
+    await _adjust_user(conn, row.owner_id, row.size_bytes, -1 if row.status == ACTIVE else 0)
+    if tombstones:
+        await add_orphans(conn, row.keys, delay=orphan_delay)
+    return row
+
+
+async def get(conn: AsyncConnection, image_id: str) -> ImageRow | None:
+    return _row((await conn.execute(select(*_COLS).where(images.c.id == image_id))).first())
+
+
+async def get_for_owner(conn: AsyncConnection, owner_id: str, image_id: str) -> ImageRow | None:
+    """The owner's active image, or None (also for another user's image)."""
+    q = select(*_COLS).where(images.c.id == image_id, images.c.owner_id == owner_id, images.c.status == ACTIVE)
+    return _row((await conn.execute(q)).first())
+
+
+async def get_upload(conn: AsyncConnection, owner_id: str, upload_key: str) -> ImageRow | None:
+    """The owner's presigned upload by its temporary key, pending or already confirmed."""
+    q = select(*_COLS).where(images.c.upload_key == upload_key, images.c.owner_id == owner_id)
+    return _row((await conn.execute(q)).first())
+
+
+async def get_pending_upload(conn: AsyncConnection, upload_key: str) -> ImageRow | None:
+    q = select(*_COLS).where(images.c.upload_key == upload_key, images.c.status == PENDING)
+    return _row((await conn.execute(q)).first())
+
+
+async def served_type(conn: AsyncConnection, storage_key: str) -> str | None:
+    """The verified content type of an active image, by its storage key."""
+    q = select(images.c.content_type).where(images.c.storage_key == storage_key, images.c.status == ACTIVE)
+    return (await conn.execute(q)).scalar()
+
+
+# --------------------------------------------------------------------------- listing
+
+@dataclass(frozen=True)
+class Cursor:
+    created_at: datetime
+    id: str
+
+    def encode(self) -> str:
+        raw = f"{self.created_at.isoformat()}|{self.id}".encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    @classmethod
+    def decode(cls, value: str) -> "Cursor":
+        try:
+            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+            ts, image_id = raw.split("|", 1)
+            if not image_id or len(image_id) > 32:
+                raise ValueError
+            return cls(datetime.fromisoformat(ts), image_id)
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise BadRequest("invalid cursor") from None
+
+
+async def list_for_owner(
+    conn: AsyncConnection, owner_id: str, cursor: Cursor | None, limit: int
+) -> tuple[list[ImageRow], Cursor | None]:
+    """The owner's active images, newest first, one page after `cursor` (keyset: the
+    cost does not grow with the page number or the number of images)."""
+    q = select(*_COLS).where(images.c.owner_id == owner_id, images.c.status == ACTIVE)
+    if cursor is not None:
+        q = q.where(
+            or_(
+                images.c.created_at < cursor.created_at,
+                and_(images.c.created_at == cursor.created_at, images.c.id < cursor.id),
+            )
+        )
+    q = q.order_by(images.c.created_at.desc(), images.c.id.desc()).limit(limit + 1)
+    rows = [ImageRow(*r) for r in await conn.execute(q)]
+    page = rows[:limit]
+    nxt = Cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    return page, nxt
+
+
+async def count_for_owner(conn: AsyncConnection, owner_id: str) -> int:
+    return (await conn.execute(select(users.c.image_count).where(users.c.id == owner_id))).scalar() or 0
+
+
+# --------------------------------------------------------------------------- orphans
+
+async def add_orphans(conn: AsyncConnection, keys: list[str], delay: timedelta = timedelta(0)) -> None:
+    now = utcnow()
+    for key in keys:
+        exists = (await conn.execute(
+            select(storage_orphans.c.storage_key).where(storage_orphans.c.storage_key == key))).first()
+        if exists is None:
+            await conn.execute(
+                insert(storage_orphans).values(storage_key=key, created_at=now, attempts=0,
+                                               next_attempt_at=now + delay)
+            )
+
+
+async def drop_orphans(conn: AsyncConnection, keys: list[str]) -> None:
+    if keys:
+        await conn.execute(delete(storage_orphans).where(storage_orphans.c.storage_key.in_(keys)))
+
+
+async def due_orphans(conn: AsyncConnection, now: datetime, limit: int) -> list[tuple[str, int]]:
+    q = (
+        select(storage_orphans.c.storage_key, storage_orphans.c.attempts)
+        .where(storage_orphans.c.next_attempt_at <= now)
+        .order_by(storage_orphans.c.next_attempt_at)
+        .limit(limit)
+    )
+    return [(r[0], r[1]) for r in await conn.execute(q)]
+
+
+async def claim_orphan(conn: AsyncConnection, key: str, attempts: int, retry_at: datetime) -> bool:
+    """Take an orphan for one attempt: only the process whose UPDATE matches the attempt
+    count it read acts on it; the next attempt is scheduled in the same statement."""
+    res = await conn.execute(
+        update(storage_orphans)
+        .where(storage_orphans.c.storage_key == key, storage_orphans.c.attempts == attempts)
+        .values(attempts=attempts + 1, next_attempt_at=retry_at)
+    )
+    return res.rowcount == 1
+
+
+async def expired_pending(conn: AsyncConnection, now: datetime, limit: int) -> list[str]:
+    q = (
+        select(images.c.id)
+        .where(images.c.status == PENDING, images.c.expires_at < now)
+        .order_by(images.c.expires_at)
+        .limit(limit)
+    )
+    return [r[0] for r in await conn.execute(q)]
+

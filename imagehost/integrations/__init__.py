@@ -1,0 +1,1 @@
+"""Screenshot tools: the ShareX custom-uploader file and the Flameshot script."""
