@@ -53,8 +53,9 @@ def _ensure_sqlite_dir(url: str) -> None:
 
 
 def _sqlite_pragmas(engine: AsyncEngine) -> None:
-    """Foreign keys on, WAL, and every transaction `BEGIN IMMEDIATE`, so two
-    writers queue on the busy timeout instead of failing on a lock upgrade."""
+    """Foreign keys on, WAL, and every `transaction()` opened `BEGIN IMMEDIATE`, so two
+    writers queue on the busy timeout instead of failing on a lock upgrade; plain reads
+    (`engine.connect()`) stay deferred and never wait for a writer (WAL)."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn, _record) -> None:  # pragma: no cover - driver callback
@@ -68,14 +69,20 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn) -> None:  # pragma: no cover - driver callback
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+
+
+_WRITE = "imagehost_write"
 
 
 @asynccontextmanager
 async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """One unit of work: committed when the block ends, rolled back if it raises."""
-    async with engine.begin() as conn:
-        yield conn
+    """One unit of work that may write: committed when the block ends, rolled back if
+    it raises. Reads that write nothing use `engine.connect()`."""
+    async with engine.connect() as conn:
+        await conn.execution_options(**{_WRITE: True})
+        async with conn.begin():
+            yield conn
 
 
 async def ping(engine: AsyncEngine) -> None:

@@ -261,6 +261,14 @@ def storage(client):
     return client.server.app[STORAGE]
 
 
+# --------------------------------------------------------------------------- ordering
+
+def pytest_collection_modifyitems(config, items) -> None:  # noqa: ARG001
+    """Browser journeys run last: Playwright's sync API keeps an event loop running in
+    the main thread for the rest of the session, where pytest-asyncio cannot start one."""
+    items.sort(key=lambda item: "/browser/" in str(item.path))
+
+
 # --------------------------------------------------------------------------- reporting
 
 _tier_counts: dict[str, Counter] = {}

@@ -8,7 +8,8 @@ Nothing here trusts the client's filename or Content-Type. A file is accepted wh
    (nothing is ever decoded);
 4. the whole stream has the format's structure from first byte to last: PNG chunks up
    to IEND, GIF blocks up to the trailer, WebP's RIFF length, AVIF's top-level boxes,
-   JPEG from SOI to EOI. A truncated file, or one with bytes after its end, is refused.
+   JPEG's segments from SOI to its first scan, then an EOI. A truncated file is refused,
+   and so are bytes after the end (except after a JPEG's EOI: see `_jpeg`).
 
 `Checker` sees the stream chunk by chunk (it keeps no more than a few bytes), so the
 same check runs while an upload streams to storage and when a presigned upload is
@@ -181,6 +182,9 @@ class Checker:
         self._want: _Read | _Rest | None = next(self._walker)
         self._buf = bytearray()
         self._done = False
+        self.scan_for_eoi = False  # JPEG: after the first SOS, look for FFD9
+        self.eoi_seen = False
+        self._last = b""
 
     def feed(self, data: bytes) -> None:
         if not data:
@@ -193,6 +197,10 @@ class Checker:
             if self._done or want is None:
                 raise self.fail("data after the end of the image")
             if isinstance(want, _Rest):
+                if self.scan_for_eoi and not self.eoi_seen:
+                    chunk = self._last + bytes(view)
+                    self.eoi_seen = chunk.find(b"\xff\xd9") != -1
+                    self._last = chunk[-1:]
                 return
             if isinstance(want, _Skip):
                 step = min(want.n, len(view))
@@ -294,14 +302,37 @@ def _gif(c: Checker) -> Walker:
 
 
 def _jpeg(c: Checker) -> Walker:
-    """SOI at the start; the rest is checked at the end: EOI must be the last two bytes
-    (trailing NUL padding allowed). Walking the entropy-coded data byte by byte in
-    Python would cost more than the upload itself."""
+    """SOI, then the marker segments by their lengths up to the first SOS; after that
+    an end-of-image marker must follow. In entropy-coded data every 0xFF is stuffed
+    (FF00), so FFD9 there is the real EOI; the scan for it runs at C speed (`Checker`).
+    Bytes after EOI are allowed: phones append metadata (Samsung) or a whole video
+    (Motion Photos), and nothing after EOI is ever decoded."""
     if (yield _Read(2)) != b"\xff\xd8":
         raise c.fail("bad signature")
-    yield _Rest()
-    if not c.tail.rstrip(b"\x00").endswith(b"\xff\xd9"):
-        raise c.fail("no end-of-image marker (truncated?)")
+    while True:
+        marker = yield _Read(2)
+        assert marker is not None
+        while marker[0] == 0xFF and marker[1] == 0xFF:  # fill bytes before a marker
+            marker = marker[1:] + (yield _Read(1))
+        if marker[0] != 0xFF:
+            raise c.fail("bad marker")
+        code = marker[1]
+        if code == 0xD9:
+            raise c.fail("end of image before any scan")
+        if 0xD0 <= code <= 0xD7 or code == 0x01:  # standalone markers
+            continue
+        length = yield _Read(2)
+        assert length is not None
+        n = struct.unpack(">H", length)[0]
+        if n < 2:
+            raise c.fail("bad segment length")
+        yield _Skip(n - 2)
+        if code == 0xDA:  # start of scan: entropy-coded data follows
+            c.scan_for_eoi = True
+            yield _Rest()
+            if not c.eoi_seen:
+                raise c.fail("no end-of-image marker (truncated?)")
+            return
 
 
 def _webp(c: Checker) -> Walker:

@@ -27,12 +27,6 @@ ARTIFACTS = ROOT / "test-artifacts"
 pytestmark = pytest.mark.browser
 
 
-def pytest_collection_modifyitems(config, items):  # noqa: ARG001
-    for item in items:
-        if "/browser/" in str(item.fspath):
-            item.add_marker(pytest.mark.browser)
-
-
 @pytest.fixture(scope="session")
 def browser_type_launch_args() -> dict[str, Any]:
     if not Path(CHROMIUM).exists():
