@@ -11,6 +11,7 @@ from .config import Settings
 
 if TYPE_CHECKING:
     from .accounts.identity import Identity
+    from .images.serve import ActiveKeys
     from .storage import Storage
     from .web.assets import Assets
 
@@ -18,6 +19,7 @@ SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 STORAGE: web.AppKey["Storage"] = web.AppKey("storage")
 ASSETS: web.AppKey["Assets"] = web.AppKey("assets")
+ACTIVE_KEYS: web.AppKey["ActiveKeys"] = web.AppKey("active_keys")
 
 REQUEST_ID = web.RequestKey("request_id", str)
 CLIENT_ADDR = web.RequestKey("client_addr", str)

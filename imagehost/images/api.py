@@ -173,17 +173,22 @@ async def list_images(request: web.Request) -> web.Response:
     """GET /api/images/?limit=&cursor=: the caller's images, newest first."""
     user = require_user(request)
     env = env_of(request)
-    limit = _limit(request)
-    raw_cursor = request.query.get("cursor")
-    cursor = store.Cursor.decode(raw_cursor) if raw_cursor else None
-    async with env.engine.connect() as conn:
-        rows, nxt = await store.list_for_owner(conn, user.id, cursor, limit)
-        total = await store.count_for_owner(conn, user.id)
+    rows, nxt, total = await listing(env, user.id, request.query.get("cursor"), _limit(request))
     return web.json_response({
         "images": [uploads.image_json(env, r) for r in rows],
         "total": total,
         "next_cursor": nxt.encode() if nxt else None,
     })
+
+
+async def listing(env: Env, owner_id: str, raw_cursor: str | None, limit: int
+                  ) -> tuple[list[store.ImageRow], store.Cursor | None, int]:
+    """One page of the owner's images after the opaque cursor, and how many they have."""
+    cursor = store.Cursor.decode(raw_cursor) if raw_cursor else None
+    async with env.engine.connect() as conn:
+        rows, nxt = await store.list_for_owner(conn, owner_id, cursor, limit)
+        total = await store.count_for_owner(conn, owner_id)
+    return rows, nxt, total
 
 
 async def get_image(request: web.Request) -> web.Response:

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from ..errors import AppError, BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType
 from ..storage import LocalStorage, StorageError
-from ..typedefs import ENGINE, SETTINGS, STORAGE
+from ..typedefs import ACTIVE_KEYS, ENGINE, SETTINGS, STORAGE
 from ..web.context import render
 from . import store, uploads
 from .api import CHUNK, env_of
@@ -46,9 +46,6 @@ class ActiveKeys:
 
     def drop(self, key: str) -> None:
         self._items.pop(key, None)
-
-
-ACTIVE_KEYS = web.AppKey("active_keys", ActiveKeys)
 
 
 def setup_routes(app: web.Application) -> None:

@@ -10,7 +10,7 @@ from ..accounts.identity import require_user
 from ..errors import NotFound
 from ..http.csrf import read_form
 from ..images import store, uploads
-from ..images.api import env_of
+from ..images.api import env_of, listing
 from ..integrations.flameshot import flameshot_script
 from ..tables import users
 from .context import render
@@ -29,11 +29,8 @@ def setup_routes(app: web.Application) -> None:
 async def gallery(request: web.Request) -> web.Response:
     user = require_user(request)
     env = env_of(request)
-    raw_cursor = request.query.get("cursor")
-    cursor = store.Cursor.decode(raw_cursor) if raw_cursor else None
+    rows, nxt, total = await listing(env, user.id, request.query.get("cursor"), PAGE_SIZE)
     async with env.engine.connect() as conn:
-        rows, nxt = await store.list_for_owner(conn, user.id, cursor, PAGE_SIZE)
-        total = await store.count_for_owner(conn, user.id)
         used = (await conn.execute(select(users.c.storage_used_bytes).where(users.c.id == user.id))).scalar() or 0
     settings = env.settings
     return await render(request, "gallery.html", {
