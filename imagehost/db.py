@@ -7,7 +7,9 @@ production needs a single PostgreSQL client library. SQLite goes through aiosqli
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -79,10 +81,31 @@ _WRITE = "imagehost_write"
 async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """One unit of work that may write: committed when the block ends, rolled back if
     it raises. Reads that write nothing use `engine.connect()`."""
-    async with engine.connect() as conn:
+    lock = _sqlite_writer_lock(engine)
+    if lock is None:
+        async with engine.begin() as conn:
+            yield conn
+        return
+    # SQLite has one writer at a time. Queue this process's writers on an asyncio lock
+    # rather than in SQLite's busy handler, which sleeps in growing steps (up to 100 ms)
+    # and turns contention into long tail latencies; other processes still wait on the
+    # busy timeout.
+    async with lock, engine.connect() as conn:
         await conn.execution_options(**{_WRITE: True})
         async with conn.begin():
             yield conn
+
+
+_writer_locks: "weakref.WeakKeyDictionary[object, asyncio.Lock]" = weakref.WeakKeyDictionary()
+
+
+def _sqlite_writer_lock(engine: AsyncEngine) -> asyncio.Lock | None:
+    if engine.dialect.name != "sqlite":
+        return None
+    lock = _writer_locks.get(engine.sync_engine)
+    if lock is None:
+        lock = _writer_locks[engine.sync_engine] = asyncio.Lock()
+    return lock
 
 
 async def ping(engine: AsyncEngine) -> None:

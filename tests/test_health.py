@@ -55,3 +55,25 @@ async def test_health_names_storage_when_it_is_down(client, backend):
 async def test_factory_builds_the_same_app_for_every_tier(backend):
     app = create_app(backend.settings)
     assert app.router.resources()  # routes are wired
+
+
+async def test_requests_get_a_503_envelope_while_the_database_is_down(client, backend, make_user):
+    from imagehost.db import create_engine
+
+    account = await make_user()
+    engine = client.server.app[ENGINE]
+    bad = create_engine(backend.settings.model_copy(update={
+        "database_url": "postgresql+psycopg://nobody@127.0.0.1:1/none"}))
+    client.server.app._state[ENGINE] = bad  # noqa: SLF001
+    try:
+        resp = await client.get("/api/images/", headers=account.auth)
+        assert resp.status == 503
+        assert await resp.json() == {"error": "database unavailable", "detail": None}
+        page = await client.get("/login", headers={"Accept": "text/html"})
+        assert page.status in (200, 503)  # the login page itself needs no database
+        assert "Traceback" not in await page.text()
+    finally:
+        client.server.app._state[ENGINE] = engine
+        await bad.dispose()
+    resp = await client.get("/api/images/", headers=account.auth)
+    assert resp.status == 200  # and it recovers once the database is back

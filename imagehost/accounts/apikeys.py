@@ -87,9 +87,10 @@ async def revoke_key(conn: AsyncConnection, user_id: str, key_id: str) -> bool:
     return res.rowcount == 1
 
 
-async def authenticate_key(conn: AsyncConnection, secret: str) -> tuple[User, str] | None:
-    """The key's owner and the key id, or None for an unknown, malformed or revoked key.
-    Touches last_used_at at most once a minute."""
+async def authenticate_key(conn: AsyncConnection, secret: str) -> tuple[User, str, bool] | None:
+    """The key's owner, the key id, and whether its last_used_at is due for a touch (at
+    most once a minute); None for an unknown, malformed or revoked key. Reads only, so
+    a request authenticated by a key takes no write lock."""
     if not KEY_RE.fullmatch(secret):
         return None
     row = (
@@ -104,16 +105,18 @@ async def authenticate_key(conn: AsyncConnection, secret: str) -> tuple[User, st
     ).first()
     if row is None:
         return None
+    due = row[6] is None or utcnow() - row[6] >= LAST_USED_EVERY
+    return User(*row[:5]), row[5], due
+
+
+async def touch_key(conn: AsyncConnection, key_id: str) -> None:
+    """Record a use; a no-op if another request recorded one in the last minute."""
     now = utcnow()
-    if row[6] is None or now - row[6] >= LAST_USED_EVERY:
-        await conn.execute(
-            update(api_keys)
-            .where(
-                api_keys.c.id == row[5],
-                or_(api_keys.c.last_used_at.is_(None), api_keys.c.last_used_at <= now - LAST_USED_EVERY),
-            )
-            .values(last_used_at=now)
+    await conn.execute(
+        update(api_keys)
+        .where(
+            api_keys.c.id == key_id,
+            or_(api_keys.c.last_used_at.is_(None), api_keys.c.last_used_at <= now - LAST_USED_EVERY),
         )
-    return User(*row[:5]), row[5]
-
-
+        .values(last_used_at=now)
+    )

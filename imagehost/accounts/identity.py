@@ -44,11 +44,15 @@ async def identify(request: web.Request) -> Identity | None:
         if scheme.lower() != "bearer" or not credential:
             raise Unauthorized("malformed Authorization header: use 'Bearer <key or token>'")
         if apikeys.looks_like_key(credential):
-            async with transaction(engine) as conn:
+            async with engine.connect() as conn:
                 found = await apikeys.authenticate_key(conn, credential)
             if found is None:
                 raise Unauthorized("invalid or revoked API key")
-            return Identity(found[0], "apikey", found[1])
+            user, key_id, due = found
+            if due:
+                async with transaction(engine) as conn:
+                    await apikeys.touch_key(conn, key_id)
+            return Identity(user, "apikey", key_id)
         user_id = tokens.decode_access_token(request.app[SETTINGS].secret_key, credential)
         if user_id is None:
             raise Unauthorized("invalid or expired token")

@@ -74,9 +74,9 @@ class S3Storage:
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes], content_type: str) -> int:
         check_key(key)
-        # Chunks are gathered in a list and joined once per part (at least part_size
-        # bytes, so every part but the last meets S3's 5 MiB minimum): one copy of a
-        # part in memory at a time, never the whole file.
+        # Chunks are gathered in a list and joined once per part: one copy of a part in
+        # memory at a time, never the whole file. Every part but the last is exactly
+        # part_size bytes: R2 requires equal part sizes (S3 only a 5 MiB minimum).
         buf: list[bytes] = []
         buffered = 0
         total = 0
@@ -84,10 +84,14 @@ class S3Storage:
         parts: list[dict[str, Any]] = []
         try:
             async for chunk in chunks:
-                buf.append(chunk)
-                buffered += len(chunk)
                 total += len(chunk)
-                if buffered >= self.part_size:
+                while chunk:
+                    take = chunk[: self.part_size - buffered]
+                    chunk = chunk[len(take):]
+                    buf.append(take)
+                    buffered += len(take)
+                    if buffered < self.part_size:
+                        break
                     if upload_id is None:
                         resp = await self._call("create_multipart_upload", Key=key, ContentType=content_type)
                         upload_id = resp["UploadId"]
