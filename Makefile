@@ -5,25 +5,29 @@ SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON_PREFERENCE := only-system
 PYTHON ?= python3
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, else the one pip installs for this Python (`python3 -m uv`).
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := $(PYTHON) -m uv
+endif
 RUN := $(UV) run --frozen
 
-.PHONY: run test install install-dev migrate storage-setup gc bench lint compose-check clean help
+.PHONY: uv run test install install-dev migrate storage-setup gc bench lint compose-check clean help
 
 help:
 	@echo "make run    install what is missing, migrate, serve on http://localhost:8000"
 	@echo "make test   the whole suite (SQLite always; PostgreSQL with TEST_DATABASE_URL; S3 via moto; Chromium)"
 	@echo "make bench  the benchmarks in bench/ (they print figures)"
 
-$(UV):
-	@echo "uv not found: installing it from PyPI with $(PYTHON) -m pip"
-	$(PYTHON) -m pip install --user --quiet uv || $(PYTHON) -m pip install --quiet --break-system-packages uv
+uv:
+	@$(UV) --version >/dev/null 2>&1 || { echo "uv not found: installing it from PyPI with $(PYTHON) -m pip"; \
+	  $(PYTHON) -m pip install --quiet uv || $(PYTHON) -m pip install --quiet --user --break-system-packages uv; }
 
-.venv/.installed: $(UV) pyproject.toml uv.lock
+.venv/.installed: pyproject.toml uv.lock | uv
 	$(UV) sync --frozen --python 3.11 --no-dev
 	@touch $@
 
-.venv/.installed-dev: $(UV) pyproject.toml uv.lock
+.venv/.installed-dev: pyproject.toml uv.lock | uv
 	$(UV) sync --frozen --python 3.11
 	@touch $@ .venv/.installed
 
