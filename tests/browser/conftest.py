@@ -97,7 +97,13 @@ def local_server(request, tmp_path_factory) -> LiveServer:
     yield from _serve("local", request, tmp_path_factory)
 
 
-def _serve(kind: str, request, tmp_path_factory):
+@pytest.fixture(scope="module")
+def quota_server(request, tmp_path_factory) -> LiveServer:
+    """A server whose users may store 40 KB in all."""
+    yield from _serve("local", request, tmp_path_factory, {"MAX_USER_STORAGE_MB": str(40 / 1024)})
+
+
+def _serve(kind: str, request, tmp_path_factory, extra_env: dict[str, str] | None = None):
     tmp = tmp_path_factory.mktemp(f"live-{kind}")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -108,6 +114,7 @@ def _serve(kind: str, request, tmp_path_factory):
         "DATABASE_URL": f"sqlite:///{tmp / 'imagehost.db'}", "LOCAL_STORAGE_PATH": str(tmp / "images"),
         "BCRYPT_ROUNDS": "4", "MAX_UPLOAD_MB": "1", "LOG_LEVEL": "WARNING", "GC_INTERVAL_SECONDS": "0",
     })
+    env.update(extra_env or {})
     bucket, s3 = "", None
     if kind == "s3":
         endpoint = request.getfixturevalue("moto_endpoint")
