@@ -343,17 +343,17 @@ async def test_client_disconnecting_mid_upload_leaves_nothing(client, backend, m
     writer.write(request + partial)
     await writer.drain()
     # Wait until the server has the pending row (it read the head), then vanish.
-    for _ in range(200):
-        if (await snapshot(client, backend)).images:
-            break
+    # (generous deadlines: a loaded CI machine can be slow; the loops end as soon as they can)
+    deadline = asyncio.get_running_loop().time() + 30
+    while not (await snapshot(client, backend)).images:
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail("the server never started storing the upload")
         await asyncio.sleep(0.02)
-    else:
-        pytest.fail("the server never started storing the upload")
     writer.close()
     await writer.wait_closed()
-    for _ in range(200):  # the server notices the disconnect and cleans up
-        now = await snapshot(client, backend)
-        if now == before:
+    deadline = asyncio.get_running_loop().time() + 30
+    while await snapshot(client, backend) != before:  # the server notices and cleans up
+        if asyncio.get_running_loop().time() > deadline:
             break
         await asyncio.sleep(0.05)
     assert await snapshot(client, backend) == before

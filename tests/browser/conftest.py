@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from ..conftest import CI, S3_KEY_ID, S3_SECRET, free_port
 
@@ -25,6 +26,8 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
 
 pytestmark = pytest.mark.browser
+# Waits end as soon as their condition holds; the longer ceiling is for a loaded CI machine.
+expect.set_options(timeout=15_000)
 
 
 @pytest.fixture(scope="session")
