@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db import new_id, utcnow
 from ..tables import api_keys, users
-from .users import User
+from .users import USER_COLUMNS, User
 
 PREFIX = "ih_"
 KEY_RE = re.compile(r"^ih_[A-Za-z0-9_-]{32,128}$")
@@ -95,18 +95,16 @@ async def authenticate_key(conn: AsyncConnection, secret: str) -> tuple[User, st
         return None
     row = (
         await conn.execute(
-            select(
-                users.c.id, users.c.username, users.c.email, users.c.created_at, users.c.storage_used_bytes,
-                api_keys.c.id, api_keys.c.last_used_at,
-            )
+            select(*USER_COLUMNS, api_keys.c.id, api_keys.c.last_used_at)
             .join(users, users.c.id == api_keys.c.user_id)
             .where(api_keys.c.key_hash == hash_key(secret), api_keys.c.revoked_at.is_(None))
         )
     ).first()
     if row is None:
         return None
-    due = row[6] is None or utcnow() - row[6] >= LAST_USED_EVERY
-    return User(*row[:5]), row[5], due
+    *user, key_id, last_used = row
+    due = last_used is None or utcnow() - last_used >= LAST_USED_EVERY
+    return User(*user), key_id, due
 
 
 async def touch_key(conn: AsyncConnection, key_id: str) -> None:

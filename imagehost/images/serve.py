@@ -44,9 +44,6 @@ class ActiveKeys:
         while len(self._items) > self.size:
             self._items.popitem(last=False)
 
-    def drop(self, key: str) -> None:
-        self._items.pop(key, None)
-
 
 def setup_routes(app: web.Application) -> None:
     app[ACTIVE_KEYS] = ActiveKeys()
@@ -79,17 +76,11 @@ async def serve_image(request: web.Request) -> web.StreamResponse:
 
 # --------------------------------------------------------------------------- /d/<id>/<token>
 
-def _page_image(env: uploads.Env, row: store.ImageRow) -> dict:
-    url = env.storage.public_url(row.storage_key)
-    return {"filename": row.filename, "public_url": url, "thumbnail_url": url, "width": row.width,
-            "height": row.height}
-
-
 async def deletion_page(request: web.Request) -> web.Response:
     """GET: a confirmation page only, so link previews and prefetchers never delete."""
     env = env_of(request)
     row = await uploads.image_by_token(env, request.match_info["id"], request.match_info["token"])
-    ctx = {"image": _page_image(env, row) if row else None, "done": False, "action": request.path}
+    ctx = {"image": uploads.image_json(env, row) if row else None, "done": False, "action": request.path}
     resp = await render(request, "delete_confirm.html", ctx, 200 if row else 404)
     resp.headers["Referrer-Policy"] = "no-referrer"  # the URL is a secret
     resp.headers["X-Robots-Tag"] = "noindex"

@@ -378,11 +378,8 @@ async def find_pending_upload(env: Env, upload_key: str) -> ImageRow | None:
 async def delete_image(env: Env, image_id: str, *, owner_id: str | None = None, token: str | None = None) -> bool:
     """Delete an active image, by its owner or with its deletion token. The row goes
     first (the image disappears at once); its objects follow, or the sweep deletes them."""
-    if token is not None:
-        async with env.engine.connect() as conn:
-            row = await store.get(conn, image_id)
-        if row is None or row.status != ACTIVE or not token_matches(row, token):
-            return False
+    if token is not None and await image_by_token(env, image_id, token) is None:
+        return False
     async with transaction(env.engine) as conn:
         removed = await store.remove(conn, image_id, owner_id=owner_id, status=ACTIVE, orphan_delay=TOMBSTONE_DELAY)
     if removed is None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aiohttp import web
 from jinja2.filters import do_filesizeformat
-from sqlalchemy import select
 
 from ..accounts.identity import require_user
 from ..errors import NotFound
@@ -12,7 +11,6 @@ from ..http.csrf import read_form
 from ..images import store, uploads
 from ..images.api import env_of, listing
 from ..integrations.flameshot import flameshot_script
-from ..tables import users
 from .context import render
 
 PAGE_SIZE = 50
@@ -30,8 +28,7 @@ async def gallery(request: web.Request) -> web.Response:
     user = require_user(request)
     env = env_of(request)
     rows, nxt, total = await listing(env, user.id, request.query.get("cursor"), PAGE_SIZE)
-    async with env.engine.connect() as conn:
-        used = (await conn.execute(select(users.c.storage_used_bytes).where(users.c.id == user.id))).scalar() or 0
+    used = user.storage_used_bytes  # loaded with the caller by the identity middleware, this request
     settings = env.settings
     return await render(request, "gallery.html", {
         "images": [uploads.image_json(env, r) for r in rows],

@@ -9,6 +9,7 @@ import io
 import os
 import re
 import secrets
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -77,9 +78,13 @@ def dispatch_files(page: Page, kind: str, data: bytes, name: str) -> None:
     )
 
 
-def fetch(url: str) -> tuple[int, bytes, Any]:
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        return resp.status, resp.read(), resp.headers  # case-insensitive
+def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, Any]:
+    """Status, body and (case-insensitive) headers; an error status is an answer too."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=10) as resp:
+            return resp.status, resp.read(), resp.headers
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(), exc.headers
 
 
 def test_full_journey(browser: Browser, live_server, artifacts):

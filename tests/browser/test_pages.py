@@ -44,7 +44,7 @@ def test_api_keys_create_show_once_copy_and_revoke(browser: Browser, local_serve
     expect(page.get_by_test_id("copied-status")).to_have_text(re.compile("Copied"))
     assert page.evaluate("navigator.clipboard.readText()") == secret
     # the key works, and the secret is never shown again
-    status, body, _ = fetch_with_key(local_server.base_url, secret)
+    status, body, _ = fetch(local_server.base_url + "/api/images/", {"Authorization": f"Bearer {secret}"})
     assert status == 200 and json.loads(body)["total"] == 0
     page.goto("/keys")
     expect(page.get_by_test_id("new-key")).to_have_count(0)
@@ -54,21 +54,9 @@ def test_api_keys_create_show_once_copy_and_revoke(browser: Browser, local_serve
     page.once("dialog", lambda d: d.accept())
     row.get_by_test_id("revoke").click()
     expect(page.get_by_test_id("key-row").filter(has_text="ShareX at home")).to_have_count(0)
-    status, _, _ = fetch_with_key(local_server.base_url, secret)
+    status, _, _ = fetch(local_server.base_url + "/api/images/", {"Authorization": f"Bearer {secret}"})
     assert status == 401
     ctx.close()
-
-
-def fetch_with_key(base_url: str, key: str):
-    import urllib.error
-    import urllib.request
-
-    req = urllib.request.Request(base_url + "/api/images/", headers={"Authorization": f"Bearer {key}"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, resp.read(), resp.headers
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read(), exc.headers
 
 
 def test_integrations_page_gives_sharex_file_flameshot_script_and_curl_line(browser: Browser, local_server):
