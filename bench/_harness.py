@@ -26,8 +26,11 @@ import aiohttp  # noqa: E402
 
 PY = sys.executable
 SECRET = "bench-secret-" + "x" * 40
-DEFAULT_PG = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL") or \
-    "postgresql://postgres@127.0.0.1:5432/test"
+DEFAULT_PG = (
+    os.environ.get("BENCH_DATABASE_URL")
+    or os.environ.get("TEST_DATABASE_URL")
+    or "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 def free_port() -> int:
@@ -47,15 +50,18 @@ def wait_http(url: str, timeout: float = 30) -> None:
                     return
         except Exception:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{url} did not come up")
+                raise RuntimeError(f"{url} did not come up") from None
             time.sleep(0.1)
 
 
 @contextmanager
 def moto_server():
     port = free_port()
-    proc = subprocess.Popen([PY, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [PY, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_http(f"http://127.0.0.1:{port}/")
         yield f"http://127.0.0.1:{port}", proc.pid
@@ -121,7 +127,7 @@ class RssSampler:
                 return
             time.sleep(self.every)
 
-    def __enter__(self) -> "RssSampler":
+    def __enter__(self) -> RssSampler:
         self._thread.start()
         return self
 
@@ -135,18 +141,29 @@ def imagehost(db: str = "sqlite", storage: str = "local", s3_endpoint: str = "",
     """Migrate, create a user with an API key, and serve in a subprocess."""
     tmp = Path(tempfile.mkdtemp(prefix="imagehost-bench-"))
     port = free_port()
-    with (pg_database() if db == "pg" else _nothing(f"sqlite:///{tmp}/bench.db")) as db_url:
+    with pg_database() if db == "pg" else _nothing(f"sqlite:///{tmp}/bench.db") as db_url:
         env = {
             **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
-            "DATABASE_URL": db_url, "SECRET_KEY": SECRET, "DATA_DIR": str(tmp / "data"),
-            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "LOG_LEVEL": "WARNING", "GC_INTERVAL_SECONDS": "0",
-            "STORAGE_BACKEND": storage, "LOCAL_STORAGE_PATH": str(tmp / "images"),
+            "DATABASE_URL": db_url,
+            "SECRET_KEY": SECRET,
+            "DATA_DIR": str(tmp / "data"),
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+            "LOG_LEVEL": "WARNING",
+            "GC_INTERVAL_SECONDS": "0",
+            "STORAGE_BACKEND": storage,
+            "LOCAL_STORAGE_PATH": str(tmp / "images"),
             **extra,
         }
         if storage == "s3":
             bucket = "bench-" + secrets.token_hex(4)
-            env.update(S3_ENDPOINT_URL=s3_endpoint, R2_ACCESS_KEY_ID="testing", R2_SECRET_ACCESS_KEY="testing",
-                       R2_BUCKET_NAME=bucket, R2_PUBLIC_URL=f"{s3_endpoint}/{bucket}", S3_REGION="us-east-1")
+            env.update(
+                S3_ENDPOINT_URL=s3_endpoint,
+                R2_ACCESS_KEY_ID="testing",
+                R2_SECRET_ACCESS_KEY="testing",
+                R2_BUCKET_NAME=bucket,
+                R2_PUBLIC_URL=f"{s3_endpoint}/{bucket}",
+                S3_REGION="us-east-1",
+            )
         subprocess.run([PY, "-m", "imagehost", "migrate"], env=env, cwd=tmp, check=True, capture_output=True)
         subprocess.run([PY, "-m", "imagehost", "storage-setup"], env=env, cwd=tmp, check=True, capture_output=True)
         user_id, key = asyncio.run(_make_user(env))
@@ -171,8 +188,9 @@ async def _make_user(env: dict[str, str]) -> tuple[str, str]:
     from imagehost.config import load_settings
     from imagehost.db import create_engine, transaction
 
-    settings = load_settings(_env_file=None, database_url=env["DATABASE_URL"], secret_key=SECRET,
-                             bcrypt_rounds=4, data_dir=env["DATA_DIR"])
+    settings = load_settings(
+        _env_file=None, database_url=env["DATABASE_URL"], secret_key=SECRET, bcrypt_rounds=4, data_dir=env["DATA_DIR"]
+    )
     engine = create_engine(settings)
     try:
         user = await register_user(engine, settings, "bench", "bench@example.com", "correct horse battery")
@@ -205,8 +223,10 @@ def pct(samples: list[float], q: float) -> float:
 
 
 def summary(name: str, seconds: float, lat: list[float]) -> str:
-    return (f"{name:<34} {len(lat) / seconds:9.1f} req/s   p50 {statistics.median(lat):7.2f} ms   "
-            f"p99 {pct(lat, 99):7.2f} ms")
+    return (
+        f"{name:<34} {len(lat) / seconds:9.1f} req/s   p50 {statistics.median(lat):7.2f} ms   "
+        f"p99 {pct(lat, 99):7.2f} ms"
+    )
 
 
 def session(limit: int = 64) -> aiohttp.ClientSession:

@@ -30,8 +30,10 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 def ensure_axe() -> Path:
     if not AXE.exists():
         NODE_DIR.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(NODE_DIR), "axe-core@4"],
-                       check=True)
+        subprocess.run(
+            ["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(NODE_DIR), "axe-core@4"],
+            check=True,
+        )
     return AXE
 
 
@@ -42,9 +44,17 @@ def start_server(tmp: Path) -> tuple[subprocess.Popen, str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PORT": str(port), "PUBLIC_BASE_URL": base,
-           "DATA_DIR": str(tmp / "data"), "DATABASE_URL": f"sqlite:///{tmp / 'a11y.db'}",
-           "LOCAL_STORAGE_PATH": str(tmp / "images"), "SECRET_KEY": "a11y-" + "k" * 40, "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "PORT": str(port),
+        "PUBLIC_BASE_URL": base,
+        "DATA_DIR": str(tmp / "data"),
+        "DATABASE_URL": f"sqlite:///{tmp / 'a11y.db'}",
+        "LOCAL_STORAGE_PATH": str(tmp / "images"),
+        "SECRET_KEY": "a11y-" + "k" * 40,
+        "LOG_LEVEL": "WARNING",
+    }
     subprocess.run([sys.executable, "-m", "imagehost", "migrate"], env=env, check=True, capture_output=True)
     proc = subprocess.Popen([sys.executable, "-m", "imagehost", "serve"], env=env)
     for _ in range(100):
@@ -63,8 +73,15 @@ def main() -> None:
         proc, base = start_server(Path(tmpdir))
         try:
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+                browser = p.chromium.launch(
+                    executable_path=CHROMIUM,
+                    args=[
+                        "--no-sandbox",
+                        "--disable-gpu",
+                        "--disable-background-networking",
+                        "--disable-component-update",
+                    ],
+                )
                 user = "a11y_" + secrets.token_hex(3)
                 total = 0
                 for scheme in ("light", "dark"):
@@ -84,11 +101,15 @@ def main() -> None:
                     page.wait_for_url("**/gallery")
                     buf = io.BytesIO()
                     Image.new("RGB", (64, 48), (200, 80, 40)).save(buf, "PNG")
-                    page.set_input_files("[data-testid=upload-input]",
-                                         files=[{"name": "a11y.png", "mimeType": "image/png", "buffer": buf.getvalue()}])
+                    page.set_input_files(
+                        "[data-testid=upload-input]",
+                        files=[{"name": "a11y.png", "mimeType": "image/png", "buffer": buf.getvalue()}],
+                    )
                     page.wait_for_selector("[data-testid=tile]")
                     image_id = page.get_attribute("[data-testid=tile]", "data-image-id")
-                    deletion = page.evaluate("fetch('/api/images/" + image_id + "').then(r => r.json())")["deletion_url"]
+                    deletion = page.evaluate("fetch('/api/images/" + image_id + "').then(r => r.json())")[
+                        "deletion_url"
+                    ]
                     pages = ["/gallery", f"/images/{image_id}", "/keys", "/integrations", deletion]
                     anon = browser.new_context(base_url=base, color_scheme=scheme, bypass_csp=True).new_page()
                     for path, pg in [(x, anon) for x in ("/login", "/register")] + [(x, page) for x in pages]:
@@ -98,8 +119,10 @@ def main() -> None:
                         violations = result["violations"]
                         total += len(violations)
                         label = path if not path.startswith("http") else "/d/… (deletion page)"
-                        print(f"{scheme:5} {label:32} {len(violations)} violation(s), "
-                              f"{len(result.get('passes', []))} rules passed")
+                        print(
+                            f"{scheme:5} {label:32} {len(violations)} violation(s), "
+                            f"{len(result.get('passes', []))} rules passed"
+                        )
                         for v in violations:
                             print(f"      [{v['impact']}] {v['id']}: {v['help']} ({len(v['nodes'])} node(s))")
                     ctx.close()

@@ -24,16 +24,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import aiohttp  # noqa: E402
-from aiohttp import web  # noqa: E402
+import aiohttp
+from aiohttp import web
 
-from imagehost.accounts import passwords  # noqa: E402
-from imagehost.app import create_app  # noqa: E402
-from imagehost.config import load_settings  # noqa: E402
-from imagehost.db import apply_migrations, transaction  # noqa: E402
-from imagehost.logs import setup_logging  # noqa: E402
-from imagehost.tables import login_failures  # noqa: E402
-from imagehost.typedefs import ENGINE  # noqa: E402
+from imagehost.accounts import passwords
+from imagehost.app import create_app
+from imagehost.config import load_settings
+from imagehost.db import apply_migrations, transaction
+from imagehost.logs import setup_logging
+from imagehost.tables import login_failures
+from imagehost.typedefs import ENGINE
 
 
 def free_port() -> int:
@@ -44,8 +44,10 @@ def free_port() -> int:
 
 def percentiles(samples: list[float]) -> str:
     qs = statistics.quantiles(samples, n=100, method="inclusive")
-    return (f"p50 {statistics.median(samples):7.1f} ms   p95 {qs[94]:7.1f} ms   "
-            f"min {min(samples):7.1f}   max {max(samples):7.1f}")
+    return (
+        f"p50 {statistics.median(samples):7.1f} ms   p95 {qs[94]:7.1f} ms   "
+        f"min {min(samples):7.1f}   max {max(samples):7.1f}"
+    )
 
 
 async def run(n: int, rounds: int, database_url: str | None) -> None:
@@ -71,9 +73,10 @@ async def run(n: int, rounds: int, database_url: str | None) -> None:
         password = "correct horse battery staple"
         try:
             async with aiohttp.ClientSession() as http:
-                resp = await http.post(f"{base}/api/auth/register",
-                                       json={"username": username, "email": f"{username}@example.com",
-                                             "password": password})
+                resp = await http.post(
+                    f"{base}/api/auth/register",
+                    json={"username": username, "email": f"{username}@example.com", "password": password},
+                )
                 assert resp.status == 201, await resp.text()
 
                 async def clear_failures() -> None:

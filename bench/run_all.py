@@ -1,6 +1,6 @@
 """Run every benchmark in turn (each also runs on its own).
 
-    .venv/bin/python bench/run_all.py
+.venv/bin/python bench/run_all.py
 """
 
 from __future__ import annotations

@@ -18,9 +18,8 @@ import tempfile
 from pathlib import Path
 
 import aiohttp
-from PIL import Image
-
 from _harness import free_port, imagehost, load, session, summary, wait_http
+from PIL import Image
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 
@@ -37,6 +36,7 @@ def jpeg_60k() -> bytes:
 
 async def hammer(url: str, requests: int, concurrency: int, label: str) -> float:
     async with session(concurrency) as s:
+
         async def one():
             async with s.get(url) as r:
                 await r.read()
@@ -88,7 +88,7 @@ http {{
   types {{ image/jpeg jpg; }}
   server {{
     listen 127.0.0.1:{port};
-    location /i/ {{ alias {srv.tmp / 'images'}/; add_header X-Content-Type-Options nosniff;
+    location /i/ {{ alias {srv.tmp / "images"}/; add_header X-Content-Type-Options nosniff;
       add_header Cache-Control "public, max-age=31536000, immutable"; }}
   }}
 }}
@@ -98,8 +98,11 @@ http {{
             if proc.poll() is None:
                 pass
             wait_http(f"http://127.0.0.1:{port}/i/{key}")
-            theirs = asyncio.run(hammer(f"http://127.0.0.1:{port}/i/{key}", args.requests, args.concurrency,
-                                        "nginx (1 worker, same file)"))
+            theirs = asyncio.run(
+                hammer(
+                    f"http://127.0.0.1:{port}/i/{key}", args.requests, args.concurrency, "nginx (1 worker, same file)"
+                )
+            )
         finally:
             proc.terminate()
             proc.wait(10)

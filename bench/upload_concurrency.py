@@ -1,6 +1,6 @@
 """500 uploads of a 200 KB PNG at concurrency 16 through POST /api/upload: uploads/s, p50, p99.
 
-    .venv/bin/python bench/upload_concurrency.py [--n 500] [--concurrency 16] [--db sqlite|pg] [--storage local|s3]
+.venv/bin/python bench/upload_concurrency.py [--n 500] [--concurrency 16] [--db sqlite|pg] [--storage local|s3]
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ import io
 import os
 
 import aiohttp
-from PIL import Image
-
 from _harness import imagehost, load, moto_server, session, summary
+from PIL import Image
 
 
 def png_200k() -> bytes:
@@ -26,6 +25,7 @@ def png_200k() -> bytes:
 async def run(base: str, key: str, n: int, concurrency: int, data: bytes) -> None:
     statuses: dict[int, int] = {}
     async with session(concurrency) as s:
+
         async def one():
             form = aiohttp.FormData()
             form.add_field("file", data, filename="shot.png", content_type="image/png")
@@ -34,8 +34,10 @@ async def run(base: str, key: str, n: int, concurrency: int, data: bytes) -> Non
                 statuses[r.status] = statuses.get(r.status, 0) + 1
 
         seconds, lat = await load(one, n, concurrency)
-    print(summary(f"{n} x {len(data) // 1024} KB PNG, c={concurrency}", seconds, lat).replace("req/s", "uploads/s"),
-          f"  statuses {statuses}")
+    print(
+        summary(f"{n} x {len(data) // 1024} KB PNG, c={concurrency}", seconds, lat).replace("req/s", "uploads/s"),
+        f"  statuses {statuses}",
+    )
 
 
 def main() -> None:

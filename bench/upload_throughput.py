@@ -43,11 +43,23 @@ def png_parts(total_mb: int):
     ihdr = struct.pack(">IIBBBBB", 4000, 4000, 8, 2, 0, 0, 0)
     ihdr_chunk = struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
     idat_len = size - 8 - len(ihdr_chunk) - 12 - 12
-    head = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.png\"\r\n"
-            "Content-Type: image/png\r\n\r\n").encode() + b"\x89PNG\r\n\x1a\n" + ihdr_chunk + \
-        struct.pack(">I", idat_len) + b"IDAT"
-    tail = b"\x00\x00\x00\x00" + struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND")) + \
-        f"\r\n--{BOUNDARY}--\r\n".encode()
+    head = (
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + b"\x89PNG\r\n\x1a\n"
+        + ihdr_chunk
+        + struct.pack(">I", idat_len)
+        + b"IDAT"
+    )
+    tail = (
+        b"\x00\x00\x00\x00"
+        + struct.pack(">I", 0)
+        + b"IEND"
+        + struct.pack(">I", zlib.crc32(b"IEND"))
+        + f"\r\n--{BOUNDARY}--\r\n".encode()
+    )
     return head, idat_len, tail, size
 
 
@@ -66,8 +78,9 @@ async def body(total_mb: int):
 async def post(url: str, headers: dict, total_mb: int) -> tuple[float, int]:
     async with session() as s:
         t0 = time.perf_counter()
-        async with s.post(url, data=body(total_mb), headers={
-                **headers, "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}) as resp:
+        async with s.post(
+            url, data=body(total_mb), headers={**headers, "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+        ) as resp:
             await resp.read()
             return time.perf_counter() - t0, resp.status
 
@@ -76,8 +89,10 @@ def measure(label: str, url: str, headers: dict, pid: int, total_mb: int) -> flo
     with RssSampler(pid) as rss:
         seconds, status = asyncio.run(post(url, headers, total_mb))
     mbs = total_mb / seconds
-    print(f"{label:<28} status {status}  {seconds:6.2f} s  {mbs:7.1f} MB/s   "
-          f"peak RSS growth {(rss.peak - rss.start) / 1024:6.1f} MB")
+    print(
+        f"{label:<28} status {status}  {seconds:6.2f} s  {mbs:7.1f} MB/s   "
+        f"peak RSS growth {(rss.peak - rss.start) / 1024:6.1f} MB"
+    )
     return mbs
 
 
@@ -98,11 +113,21 @@ def main() -> None:
         bare.wait(10)
 
     with imagehost("sqlite", "local", **limit) as srv:
-        local = measure("imagehost -> local folder", f"{srv.base}/api/upload",
-                        {"Authorization": f"Bearer {srv.api_key}"}, srv.pid, args.mb)
+        local = measure(
+            "imagehost -> local folder",
+            f"{srv.base}/api/upload",
+            {"Authorization": f"Bearer {srv.api_key}"},
+            srv.pid,
+            args.mb,
+        )
     with moto_server() as (endpoint, _moto_pid), imagehost("sqlite", "s3", endpoint, **limit) as srv:
-        s3 = measure("imagehost -> moto S3", f"{srv.base}/api/upload",
-                     {"Authorization": f"Bearer {srv.api_key}"}, srv.pid, args.mb)
+        s3 = measure(
+            "imagehost -> moto S3",
+            f"{srv.base}/api/upload",
+            {"Authorization": f"Bearer {srv.api_key}"},
+            srv.pid,
+            args.mb,
+        )
     print(f"ratio to bare handler: local {local / bare_mbs:.2f}   moto {s3 / bare_mbs:.2f}   (target >= 0.5)")
 
 

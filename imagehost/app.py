@@ -113,7 +113,7 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
             await storage.setup()
         try:
             await asyncio.wait_for(storage.check(), 10)
-        except (StorageError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, StorageError, OSError) as exc:
             raise StartupError(f"storage unreachable ({settings.storage_backend}): {_first_line(exc)}") from None
         app[STORAGE] = storage
         yield
@@ -121,7 +121,11 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def sweep_ctx(app: web.Application) -> AsyncIterator[None]:
     interval = app[SETTINGS].gc_interval_seconds
-    task = asyncio.create_task(sweep.run_periodically(app[ENGINE], app[STORAGE], app[SETTINGS], interval)) if interval else None
+    task = (
+        asyncio.create_task(sweep.run_periodically(app[ENGINE], app[STORAGE], app[SETTINGS], interval))
+        if interval
+        else None
+    )
     yield
     if task is not None:
         task.cancel()

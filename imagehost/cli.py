@@ -33,8 +33,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             host=host,
             port=port,
             access_log=None,  # our access-log middleware records every request
-            print=lambda _msg: logger.info("serving on http://{}:{} ({} storage, {})", host, port,
-                                           settings.storage_backend, "SQLite" if settings.is_sqlite else "PostgreSQL"),
+            print=lambda _msg: logger.info(
+                "serving on http://{}:{} ({} storage, {})",
+                host,
+                port,
+                settings.storage_backend,
+                "SQLite" if settings.is_sqlite else "PostgreSQL",
+            ),
         )
     except StartupError as exc:
         return _fail(str(exc))
@@ -49,7 +54,8 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     try:
         applied = apply_migrations(settings)
     except Exception as exc:
-        return _fail(f"database unreachable or migration failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return _fail(f"database unreachable or migration failed: {type(exc).__name__}: {first}")
     print(f"applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}; schema is current")
     return 0
 

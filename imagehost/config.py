@@ -10,12 +10,11 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 DEFAULT_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/avif")
 # Types a browser could run as a page or script: never accepted, whatever is configured.
@@ -108,7 +107,7 @@ class Settings(BaseSettings):
         raise ValueError("must be a postgresql:// or sqlite:// URL")
 
     @model_validator(mode="after")
-    def _storage(self) -> "Settings":
+    def _storage(self) -> Settings:
         if self.storage_backend == "s3":
             missing = [
                 name

@@ -16,8 +16,18 @@ _SECRETS = [
     (re.compile(r"(?i)(bearer\s+)[^\s\"',;]+"), r"\1[redacted]"),
     (re.compile(r"ih_[A-Za-z0-9_-]{8,}"), "ih_[redacted]"),
     (re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "[redacted-jwt]"),
-    (re.compile(r"(?i)((?:sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|token|password|secret|key)=)[^&\s\"']+"), r"\1[redacted]"),
-    (re.compile(r"(?i)(\"?(?:password|secret|token|api_key|access_token|cookie|authorization)\"?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|[^\s,}]+)"), r"\1[redacted]"),
+    (
+        re.compile(
+            r"(?i)((?:sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|token|password|secret|key)=)[^&\s\"']+"
+        ),
+        r"\1[redacted]",
+    ),
+    (
+        re.compile(
+            r"(?i)(\"?(?:password|secret|token|api_key|access_token|cookie|authorization)\"?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|[^\s,}]+)"
+        ),
+        r"\1[redacted]",
+    ),
     (re.compile(r"(?i)(imagehost_session=)[^;\s]+"), r"\1[redacted]"),
 ]
 
@@ -93,7 +103,17 @@ def setup_logging(level: str = "INFO", as_json: bool = False, stream=None) -> No
             colorize=None,
         )
     logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
-    for name in ("aiohttp", "aiohttp.access", "aiohttp.server", "aiohttp.web", "asyncio", "yoyo", "sqlalchemy", "botocore", "aiobotocore"):
+    for name in (
+        "aiohttp",
+        "aiohttp.access",
+        "aiohttp.server",
+        "aiohttp.web",
+        "asyncio",
+        "yoyo",
+        "sqlalchemy",
+        "botocore",
+        "aiobotocore",
+    ):
         lg = logging.getLogger(name)
         lg.handlers = []
         lg.propagate = True

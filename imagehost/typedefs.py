@@ -17,11 +17,11 @@ if TYPE_CHECKING:
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
-STORAGE: web.AppKey["Storage"] = web.AppKey("storage")
-ASSETS: web.AppKey["Assets"] = web.AppKey("assets")
-ACTIVE_KEYS: web.AppKey["ActiveKeys"] = web.AppKey("active_keys")
+STORAGE: web.AppKey[Storage] = web.AppKey("storage")
+ASSETS: web.AppKey[Assets] = web.AppKey("assets")
+ACTIVE_KEYS: web.AppKey[ActiveKeys] = web.AppKey("active_keys")
 
 REQUEST_ID = web.RequestKey("request_id", str)
 CLIENT_ADDR = web.RequestKey("client_addr", str)
-IDENTITY: web.RequestKey["Identity | None"] = web.RequestKey("identity")
+IDENTITY: web.RequestKey[Identity | None] = web.RequestKey("identity")
 CSRF_FORM_PENDING = web.RequestKey("csrf_form_pending", bool)

@@ -35,8 +35,9 @@ def set_cookie_headers(resp: ClientResponse) -> list[str]:
     return [h for h in resp.headers.getall("Set-Cookie", []) if h.startswith(SESSION_COOKIE + "=")]
 
 
-async def browser_login(client, username: str, password: str, next_path: str | None = None,
-                        headers: dict[str, str] | None = None) -> ClientResponse:
+async def browser_login(
+    client, username: str, password: str, next_path: str | None = None, headers: dict[str, str] | None = None
+) -> ClientResponse:
     """GET the login page (for its session and token), then POST the form without
     following the redirect."""
     token = await page_token(client, "/login")

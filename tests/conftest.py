@@ -45,6 +45,7 @@ S3_KEY_ID, S3_SECRET = "testing", "testing"
 
 # --------------------------------------------------------------------------- tiers
 
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         marker = metafunc.definition.get_closest_marker("tiers")
@@ -58,6 +59,7 @@ def tier(request: pytest.FixtureRequest) -> str:
 
 
 # --------------------------------------------------------------------------- peers
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -80,8 +82,12 @@ def moto_endpoint() -> Any:
 def s3_admin(moto_endpoint: str):
     """A plain boto3 client, for the tests to look inside the bucket."""
     return boto3.client(
-        "s3", endpoint_url=moto_endpoint, region_name="us-east-1", aws_access_key_id=S3_KEY_ID,
-        aws_secret_access_key=S3_SECRET, config=BotoConfig(s3={"addressing_style": "path"}),
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=S3_KEY_ID,
+        aws_secret_access_key=S3_SECRET,
+        config=BotoConfig(s3={"addressing_style": "path"}),
     )
 
 
@@ -116,6 +122,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # --------------------------------------------------------------------------- backend
+
 
 @dataclass
 class Backend:
@@ -180,8 +187,12 @@ def make_settings(tier: str, tmp_path: Path, request: pytest.FixtureRequest, **o
         bucket = "ih-" + secrets.token_hex(6)
         request.getfixturevalue("s3_admin").create_bucket(Bucket=bucket)
         values.update(
-            storage_backend="s3", s3_endpoint_url=endpoint, r2_access_key_id=S3_KEY_ID,
-            r2_secret_access_key=S3_SECRET, r2_bucket_name=bucket, r2_public_url=f"{endpoint}/{bucket}",
+            storage_backend="s3",
+            s3_endpoint_url=endpoint,
+            r2_access_key_id=S3_KEY_ID,
+            r2_secret_access_key=S3_SECRET,
+            r2_bucket_name=bucket,
+            r2_public_url=f"{endpoint}/{bucket}",
             s3_region="us-east-1",  # moto wants a real region to create buckets; R2 uses "auto"
         )
     values.update(overrides)
@@ -263,7 +274,8 @@ def storage(client):
 
 # --------------------------------------------------------------------------- ordering
 
-def pytest_collection_modifyitems(config, items) -> None:  # noqa: ARG001
+
+def pytest_collection_modifyitems(config, items) -> None:
     """Browser journeys run last: Playwright's sync API keeps an event loop running in
     the main thread for the rest of the session, where pytest-asyncio cannot start one."""
     items.sort(key=lambda item: "/browser/" in str(item.path))

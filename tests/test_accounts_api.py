@@ -27,6 +27,7 @@ def assert_envelope(body: dict) -> None:
 
 # --------------------------------------------------------------------------- register
 
+
 async def test_register_answers_201_with_the_public_user_fields(client, backend, db_count):
     resp = await register(client)
     assert resp.status == 201
@@ -45,9 +46,15 @@ async def test_register_stores_a_bcrypt_hash_not_the_password(client, backend):
     assert hashed.startswith("$2b$04$") and GOOD["password"] not in hashed
 
 
-@pytest.mark.parametrize("field,value", [
-    ("username", "ALICE"), ("username", "Alice"), ("email", "ALICE@EXAMPLE.COM"), ("email", "Alice@Example.com"),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("username", "ALICE"),
+        ("username", "Alice"),
+        ("email", "ALICE@EXAMPLE.COM"),
+        ("email", "Alice@Example.com"),
+    ],
+)
 async def test_duplicate_differing_only_in_case_is_409_naming_the_field(client, backend, field, value, db_count):
     assert (await register(client)).status == 201
     other = {"username": "bob", "email": "bob@example.com", field: value}
@@ -67,29 +74,32 @@ async def test_registration_validation_names_every_wrong_field(client, backend):
     assert set(body["detail"]["errors"]) == {"username", "email", "password"}
 
 
-@pytest.mark.parametrize("field,value", [
-    ("username", "ab"),                      # too short
-    ("username", "a" * 51),                  # too long
-    ("username", "bob smith"),               # space
-    ("username", "bob\x00"),                 # NUL
-    ("username", "admin\u202egnp.exe"),      # bidi override
-    ("username", "\u0430dmin"),              # Cyrillic look-alike
-    ("username", "bob\u200b"),               # zero-width space
-    ("username", 12345),                     # not a string
-    ("username", None),                      # missing
-    ("email", "a" * 250 + "@example.com"),  # overlong
-    ("email", "alice\x00@example.com"),
-    ("email", "alice\u202e@example.com"),
-    ("email", "alice@exa\nmple.com"),
-    ("email", "alice"),
-    ("email", ["alice@example.com"]),
-    ("password", "1234567"),                 # 7 characters
-    ("password", "x" * 1025),                # overlong
-    ("password", "correct horse\x00battery"),  # NUL
-    ("password", "correct horse\u202ebattery"),  # bidi
-    ("password", "correct\x1bhorse battery"),  # control character
-    ("password", 12345678),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("username", "ab"),  # too short
+        ("username", "a" * 51),  # too long
+        ("username", "bob smith"),  # space
+        ("username", "bob\x00"),  # NUL
+        ("username", "admin\u202egnp.exe"),  # bidi override
+        ("username", "\u0430dmin"),  # Cyrillic look-alike
+        ("username", "bob\u200b"),  # zero-width space
+        ("username", 12345),  # not a string
+        ("username", None),  # missing
+        ("email", "a" * 250 + "@example.com"),  # overlong
+        ("email", "alice\x00@example.com"),
+        ("email", "alice\u202e@example.com"),
+        ("email", "alice@exa\nmple.com"),
+        ("email", "alice"),
+        ("email", ["alice@example.com"]),
+        ("password", "1234567"),  # 7 characters
+        ("password", "x" * 1025),  # overlong
+        ("password", "correct horse\x00battery"),  # NUL
+        ("password", "correct horse\u202ebattery"),  # bidi
+        ("password", "correct\x1bhorse battery"),  # control character
+        ("password", 12345678),
+    ],
+)
 async def test_invalid_field_is_422_naming_it_and_creates_nothing(client, backend, field, value, db_count):
     resp = await register(client, **{field: value})
     body = await resp.json()
@@ -135,14 +145,17 @@ def test_prehash_distinguishes_passwords_differing_only_after_72_bytes():
     assert not passwords.verify_password_sync(b, hashed)
 
 
-@pytest.mark.parametrize("raw,ctype", [
-    (b'{"username": "alice",', "application/json"),
-    (b"not json at all", "application/json"),
-    (b'["alice", "secret"]', "application/json"),
-    (b'"alice"', "application/json"),
-    (b"\xff\xfe{}", "application/json"),
-    (b"", "application/json"),
-])
+@pytest.mark.parametrize(
+    "raw,ctype",
+    [
+        (b'{"username": "alice",', "application/json"),
+        (b"not json at all", "application/json"),
+        (b'["alice", "secret"]', "application/json"),
+        (b'"alice"', "application/json"),
+        (b"\xff\xfe{}", "application/json"),
+        (b"", "application/json"),
+    ],
+)
 async def test_malformed_json_is_400_in_the_envelope(client, backend, raw, ctype):
     for path in ("/api/auth/register", "/api/auth/login"):
         resp = await client.post(path, data=raw, headers={"Content-Type": ctype})
@@ -156,12 +169,14 @@ async def test_json_sent_without_a_json_content_type_still_works(client, backend
     """`curl -d '{...}'` labels JSON as a form; the API reads it anyway (no cookie: no CSRF)."""
     import json
 
-    resp = await client.post("/api/auth/register", data=json.dumps(GOOD),
-                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    resp = await client.post(
+        "/api/auth/register", data=json.dumps(GOOD), headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert resp.status == 201, await resp.text()
 
 
 # --------------------------------------------------------------------------- login and me
+
 
 async def test_login_returns_a_bearer_jwt_that_identifies_the_user(client, backend, make_user):
     account = await make_user()
@@ -173,8 +188,12 @@ async def test_login_returns_a_bearer_jwt_that_identifies_the_user(client, backe
     assert resp.headers["Cache-Control"] == "no-store"
     me = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {body['access_token']}"})
     assert me.status == 200
-    assert await me.json() == {"id": account.id, "username": account.username, "email": account.email,
-                               "created_at": (await me.json())["created_at"]}
+    assert await me.json() == {
+        "id": account.id,
+        "username": account.username,
+        "email": account.email,
+        "created_at": (await me.json())["created_at"],
+    }
 
 
 async def test_login_ignores_the_case_of_the_username(client, backend, make_user):
@@ -193,17 +212,20 @@ async def test_login_does_not_start_a_session(client, backend, make_user):
     assert "Set-Cookie" not in resp.headers
 
 
-@pytest.mark.parametrize("body,field", [
-    ({"password": "whatever1"}, "username"),
-    ({"username": "", "password": "whatever1"}, "username"),
-    ({"username": "a" * 51, "password": "whatever1"}, "username"),
-    ({"username": "bob\x00", "password": "whatever1"}, "username"),
-    ({"username": "bob\u202e", "password": "whatever1"}, "username"),
-    ({"username": ["bob"], "password": "whatever1"}, "username"),
-    ({"username": "bob"}, "password"),
-    ({"username": "bob", "password": "p" * 1025}, "password"),
-    ({"username": "bob", "password": "pass\x00word"}, "password"),
-])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"password": "whatever1"}, "username"),
+        ({"username": "", "password": "whatever1"}, "username"),
+        ({"username": "a" * 51, "password": "whatever1"}, "username"),
+        ({"username": "bob\x00", "password": "whatever1"}, "username"),
+        ({"username": "bob\u202e", "password": "whatever1"}, "username"),
+        ({"username": ["bob"], "password": "whatever1"}, "username"),
+        ({"username": "bob"}, "password"),
+        ({"username": "bob", "password": "p" * 1025}, "password"),
+        ({"username": "bob", "password": "pass\x00word"}, "password"),
+    ],
+)
 async def test_malformed_login_input_is_422_naming_the_field(client, backend, body, field, db_count):
     resp = await client.post("/api/auth/login", json=body)
     assert resp.status == 422
@@ -233,6 +255,7 @@ async def test_me_works_with_an_api_key(client, backend, make_user):
 
 
 # --------------------------------------------------------------------------- API keys
+
 
 async def test_create_key_shows_the_secret_once_and_stores_only_its_hash(client, backend, make_user):
     account = await make_user()

@@ -18,11 +18,23 @@ PASSWORD = "a long cli password"
 
 async def create_user(backend, tmp_path, *args: str, password: str = PASSWORD, **env: str):
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "SECRET_", "REGISTRATION_"))}
-    environ.update(DATABASE_URL=backend.settings.database_url, SECRET_KEY=backend.settings.secret_key,
-                   BCRYPT_ROUNDS="4", LOG_LEVEL="WARNING", DATA_DIR=str(tmp_path / "cli-data"), **env)
+    environ.update(
+        DATABASE_URL=backend.settings.database_url,
+        SECRET_KEY=backend.settings.secret_key,
+        BCRYPT_ROUNDS="4",
+        LOG_LEVEL="WARNING",
+        DATA_DIR=str(tmp_path / "cli-data"),
+        **env,
+    )
     return await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "imagehost", "create-user", *args, "--password-stdin"],
-        input=password + "\n", capture_output=True, text=True, env=environ, cwd=tmp_path, timeout=60,
+        subprocess.run,
+        [sys.executable, "-m", "imagehost", "create-user", *args, "--password-stdin"],
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=tmp_path,
+        timeout=60,
     )
 
 
@@ -49,12 +61,15 @@ async def test_create_user_refuses_a_duplicate_in_another_case(client, backend, 
     assert await db_count("users") == 1
 
 
-@pytest.mark.parametrize("args,password,field", [
-    (("ok_name", "ok@example.com"), "short", "password"),
-    (("bad name", "ok@example.com"), PASSWORD, "username"),
-    (("ok_name", "not-an-email"), PASSWORD, "email"),
-    (("ok_name", "ok@example.com"), "with\ra carriage return", "password"),
-])
+@pytest.mark.parametrize(
+    "args,password,field",
+    [
+        (("ok_name", "ok@example.com"), "short", "password"),
+        (("bad name", "ok@example.com"), PASSWORD, "username"),
+        (("ok_name", "not-an-email"), PASSWORD, "email"),
+        (("ok_name", "ok@example.com"), "with\ra carriage return", "password"),
+    ],
+)
 async def test_create_user_names_the_invalid_field(client, backend, tmp_path, db_count, args, password, field):
     proc = await create_user(backend, tmp_path, *args, password=password)
     assert proc.returncode == 1

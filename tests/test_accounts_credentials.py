@@ -48,13 +48,18 @@ def _ts(dt) -> int:
 
 def claims(user_id: str, **changes) -> dict:
     now = utcnow()
-    base = {"sub": user_id, "iat": _ts(now - timedelta(seconds=5)), "exp": _ts(now + timedelta(minutes=10)),
-            "typ": "access"}
+    base = {
+        "sub": user_id,
+        "iat": _ts(now - timedelta(seconds=5)),
+        "exp": _ts(now + timedelta(minutes=10)),
+        "typ": "access",
+    }
     base.update(changes)
     return {k: v for k, v in base.items() if v is not None}
 
 
 # --------------------------------------------------------------------------- JWT
+
 
 async def test_a_correctly_forged_token_is_accepted_so_the_attacks_below_mean_something(client, backend, make_user):
     account = await make_user()
@@ -107,8 +112,11 @@ async def test_token_without_exp_or_with_a_wrong_type_is_refused(client, backend
 
 async def test_token_signed_with_another_key_is_refused(client, backend, make_user):
     account = await make_user()
-    for key in (b"another key entirely", backend.settings.secret_key.encode(),  # the raw SECRET_KEY is not the JWT key
-                tokens.jwt_key("another-secret-key-" + "y" * 40)):
+    for key in (
+        b"another key entirely",
+        backend.settings.secret_key.encode(),  # the raw SECRET_KEY is not the JWT key
+        tokens.jwt_key("another-secret-key-" + "y" * 40),
+    ):
         assert await me_status(client, forge({"alg": "HS256", "typ": "JWT"}, claims(account.id), key)) == 401
 
 
@@ -136,6 +144,7 @@ def test_issued_tokens_carry_exp_iat_sub_and_type_and_use_hs256():
 
 # --------------------------------------------------------------------------- API keys
 
+
 async def test_revoked_key_is_refused(client, backend, make_user):
     account = await make_user()
     key_id = (await (await client.get("/api/keys", headers=account.auth)).json())["keys"][0]["id"]
@@ -150,8 +159,17 @@ async def test_revoked_key_is_refused(client, backend, make_user):
 async def test_malformed_keys_are_refused(client, backend, make_user):
     account = await make_user()
     key = account.api_key
-    for bad in (key[:-1], key + "x", key[:20], "ih_", "ih_" + "A" * 43, key.replace("ih_", "IH_"),
-                key[:-1] + "|", key[:-1] + "\u202e", "ih_" + "a" * 500):
+    for bad in (
+        key[:-1],
+        key + "x",
+        key[:20],
+        "ih_",
+        "ih_" + "A" * 43,
+        key.replace("ih_", "IH_"),
+        key[:-1] + "|",
+        key[:-1] + "\u202e",
+        "ih_" + "a" * 500,
+    ):
         assert await me_status(client, bad) == 401, bad
 
 
@@ -164,8 +182,11 @@ async def test_no_credential_of_one_user_ever_acts_for_another(client, backend, 
         # last: from here on the test client's browser carries alice's session cookie
         return {"X-CSRF-Token": await logged_in_token(client, alice)}
 
-    for label, headers in (("api key", alice.auth), ("jwt", {"Authorization": f"Bearer {alice_jwt}"}),
-                           ("session", None)):
+    for label, headers in (
+        ("api key", alice.auth),
+        ("jwt", {"Authorization": f"Bearer {alice_jwt}"}),
+        ("session", None),
+    ):
         headers = headers if headers is not None else await session_headers()
         me = await client.get("/api/auth/me", headers=headers)
         assert (await me.json())["id"] == alice.id, label
@@ -174,8 +195,9 @@ async def test_no_credential_of_one_user_ever_acts_for_another(client, backend, 
         resp = await client.delete(f"/api/keys/{bob_key_id}", headers=headers)
         assert resp.status == 404, label
     # the browser form path too
-    resp = await client.post(f"/keys/{bob_key_id}/revoke", data={"csrf_token": headers["X-CSRF-Token"]},
-                             allow_redirects=False)
+    resp = await client.post(
+        f"/keys/{bob_key_id}/revoke", data={"csrf_token": headers["X-CSRF-Token"]}, allow_redirects=False
+    )
     assert resp.status == 404
     client.session.cookie_jar.clear()
     me = await client.get("/api/auth/me", headers=bob.auth)  # bob's key still works, and is bob's

@@ -42,12 +42,14 @@ async def test_foreign_origin_is_403_even_with_the_right_token(client, backend, 
     account = await make_user()
     token = await logged_in_token(client, account)
     for origin in ("https://evil.example", "null", "http://localhost:8000.evil.example"):
-        resp = await client.post("/keys", data={"name": "x", "csrf_token": token}, headers={"Origin": origin},
-                                 allow_redirects=False)
+        resp = await client.post(
+            "/keys", data={"name": "x", "csrf_token": token}, headers={"Origin": origin}, allow_redirects=False
+        )
         assert resp.status == 403, origin
     assert await db_count("api_keys") == 1
-    same = await client.post("/keys", data={"name": "x", "csrf_token": token},
-                             headers={"Origin": str(client.make_url("/")).rstrip("/")})
+    same = await client.post(
+        "/keys", data={"name": "x", "csrf_token": token}, headers={"Origin": str(client.make_url("/")).rstrip("/")}
+    )
     assert same.status == 200
 
 
@@ -65,16 +67,18 @@ async def test_cross_site_fetch_metadata_is_403(client, backend, make_user, site
 async def test_same_origin_fetch_metadata_passes(client, backend, make_user):
     account = await make_user()
     token = await logged_in_token(client, account)
-    resp = await client.post("/keys", data={"name": "x", "csrf_token": token},
-                             headers={"Sec-Fetch-Site": "same-origin"})
+    resp = await client.post(
+        "/keys", data={"name": "x", "csrf_token": token}, headers={"Sec-Fetch-Site": "same-origin"}
+    )
     assert resp.status == 200
 
 
 async def test_login_form_without_a_session_is_403(client, backend, make_user):
     """Login CSRF: a foreign page cannot log the victim into the attacker's account."""
     account = await make_user()
-    resp = await client.post("/login", data={"username": account.username, "password": account.password},
-                             allow_redirects=False)
+    resp = await client.post(
+        "/login", data={"username": account.username, "password": account.password}, allow_redirects=False
+    )
     assert resp.status == 403
     assert "Set-Cookie" not in resp.headers or "uid" not in resp.headers["Set-Cookie"]
     assert (await client.get("/api/auth/me")).status == 401
@@ -83,16 +87,18 @@ async def test_login_form_without_a_session_is_403(client, backend, make_user):
 async def test_login_form_with_a_session_but_no_token_is_403(client, backend, make_user):
     account = await make_user()
     await page_token(client, "/login")
-    resp = await client.post("/login", data={"username": account.username, "password": account.password},
-                             allow_redirects=False)
+    resp = await client.post(
+        "/login", data={"username": account.username, "password": account.password}, allow_redirects=False
+    )
     assert resp.status == 403
     assert (await client.get("/api/auth/me")).status == 401
 
 
 async def test_register_form_without_token_is_403(client, backend, db_count):
     await page_token(client, "/register")
-    resp = await client.post("/register", data={"username": "eve", "email": "eve@example.com",
-                                                "password": "correct horse battery"})
+    resp = await client.post(
+        "/register", data={"username": "eve", "email": "eve@example.com", "password": "correct horse battery"}
+    )
     assert resp.status == 403
     assert await db_count("users") == 0
 
@@ -123,8 +129,11 @@ async def test_bearer_calls_without_a_cookie_are_exempt(client, backend, make_us
     account = await make_user()
     token = await jwt_for(client, account)
     assert not client.session.cookie_jar.filter_cookies(client.make_url("/"))
-    headers = {"Authorization": f"Bearer {token}", "Origin": "https://elsewhere.example",
-               "Sec-Fetch-Site": "cross-site"}
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Origin": "https://elsewhere.example",
+        "Sec-Fetch-Site": "cross-site",
+    }
     resp = await client.post("/api/keys", json={"name": "script"}, headers=headers)
     assert resp.status == 201
     key_id = (await resp.json())["id"]
@@ -141,6 +150,7 @@ async def test_session_csrf_token_from_another_session_is_refused(client, backen
 
 
 # --------------------------------------------------------------------------- the middleware on a bare app
+
 
 def bare_app():
     import hashlib
@@ -169,11 +179,13 @@ def bare_app():
         acted.append("checked")
         raise web.HTTPSeeOther("/done")
 
-    app = web.Application(middlewares=[
-        error_middleware,
-        session_middleware(EncryptedCookieStorage(hashlib.sha256(b"k").digest(), cookie_name="imagehost_session")),
-        csrf_middleware,
-    ])
+    app = web.Application(
+        middlewares=[
+            error_middleware,
+            session_middleware(EncryptedCookieStorage(hashlib.sha256(b"k").digest(), cookie_name="imagehost_session")),
+            csrf_middleware,
+        ]
+    )
     app[SETTINGS] = load_settings(_env_file=None, secret_key="s" * 40)
     app.router.add_post("/redirect", redirects_unchecked)
     app.router.add_post("/return", returns_unchecked)

@@ -27,8 +27,11 @@ PASSWORD = "Sup3r secret passphrase!"
 async def exercise(client) -> list[str]:
     """Register, log in, use a JWT, make and use keys, the browser flow; the secrets seen."""
     seen: list[str] = [PASSWORD]
-    assert (await client.post("/api/auth/register", json={"username": "logcheck", "email": "l@example.com",
-                                                           "password": PASSWORD})).status == 201
+    assert (
+        await client.post(
+            "/api/auth/register", json={"username": "logcheck", "email": "l@example.com", "password": PASSWORD}
+        )
+    ).status == 201
     resp = await client.post("/api/auth/login", json={"username": "logcheck", "password": PASSWORD})
     jwt = (await resp.json())["access_token"]
     seen.append(jwt)
@@ -42,13 +45,17 @@ async def exercise(client) -> list[str]:
     await client.post("/api/auth/login", json={"username": "nobody", "password": PASSWORD})
     await client.get("/api/auth/me", headers={"Authorization": f"Bearer {key[:-1]}Q"})
     await client.get("/api/auth/me", headers={"Authorization": f"Bearer {jwt[:-2]}xx"})
-    await client.post("/api/auth/login", data='{"username": "logcheck", "password": "' + PASSWORD,
-                      headers={"Content-Type": "application/json"})
+    await client.post(
+        "/api/auth/login",
+        data='{"username": "logcheck", "password": "' + PASSWORD,
+        headers={"Content-Type": "application/json"},
+    )
     # the browser: login form, session cookie, a key made on the page, logout
     token = await page_token(client, "/login")
     seen += [token, session_cookie(client)]
-    resp = await client.post("/login", data={"username": "logcheck", "password": PASSWORD, "csrf_token": token},
-                             allow_redirects=False)
+    resp = await client.post(
+        "/login", data={"username": "logcheck", "password": PASSWORD, "csrf_token": token}, allow_redirects=False
+    )
     assert resp.status == 303
     seen.append(session_cookie(client))
     token = csrf_of(await (await client.get("/keys")).text())
@@ -69,8 +76,11 @@ def assert_no_secret(text: str, secrets: list[str]) -> None:
 async def test_no_secret_is_ever_logged_even_before_scrubbing(client, backend, caplog):
     caplog.set_level(logging.DEBUG)
     lines: list[str] = []
-    sink = logger.add(lambda m: lines.append(str(m)), level="TRACE",
-                      format="{level} {name}:{function} {message} | {extra} | {exception}")
+    sink = logger.add(
+        lambda m: lines.append(str(m)),
+        level="TRACE",
+        format="{level} {name}:{function} {message} | {extra} | {exception}",
+    )
     try:
         secrets = await exercise(client)
     finally:

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.tiers(*ACCOUNT_TIERS)
 
 # --------------------------------------------------------------------------- login
 
+
 async def test_landing_and_login_pages_show_the_login_form(client, backend):
     for path in ("/", "/login"):
         resp = await client.get(path)
@@ -70,8 +71,9 @@ async def test_login_form_with_nothing_filled_in_is_422(client, backend):
 async def test_login_form_with_bidi_or_nul_in_the_username_is_422_and_not_echoed(client, backend):
     token = await page_token(client)
     for name in ("bob\u202eevil", "bob\x00", "b" * 51):
-        resp = await client.post("/login", data={"username": name, "password": "whatever1", "csrf_token": token},
-                                 allow_redirects=False)
+        resp = await client.post(
+            "/login", data={"username": name, "password": "whatever1", "csrf_token": token}, allow_redirects=False
+        )
         assert resp.status == 422
         assert name not in await resp.text()
 
@@ -83,12 +85,33 @@ async def test_login_follows_a_local_next(client, backend, make_user):
 
 
 OPEN_REDIRECTS = [
-    "//evil.example", "//evil.example/", "///evil.example", "/\\evil.example", "\\\\evil.example",
-    "https://evil.example", "http://evil.example/gallery", "HTTPS://evil.example", "javascript:alert(1)",
-    "JavaScript:alert(1)", "data:text/html,hi", "evil.example", "/%2F%2Fevil.example", "/%2f%2fevil.example",
-    "%2F%2Fevil.example", "/%5Cevil.example", "/%255C%255Cevil.example", "/\t/evil.example", "/\n/evil.example",
-    "/%09/evil.example", " //evil.example", "/ /evil.example", "/\u3000/evil.example", "/\u202e/evil.example",
-    "\x00//evil.example", "https:evil.example", "/" + "a" * 3000,
+    "//evil.example",
+    "//evil.example/",
+    "///evil.example",
+    "/\\evil.example",
+    "\\\\evil.example",
+    "https://evil.example",
+    "http://evil.example/gallery",
+    "HTTPS://evil.example",
+    "javascript:alert(1)",
+    "JavaScript:alert(1)",
+    "data:text/html,hi",
+    "evil.example",
+    "/%2F%2Fevil.example",
+    "/%2f%2fevil.example",
+    "%2F%2Fevil.example",
+    "/%5Cevil.example",
+    "/%255C%255Cevil.example",
+    "/\t/evil.example",
+    "/\n/evil.example",
+    "/%09/evil.example",
+    " //evil.example",
+    "/ /evil.example",
+    "/\u3000/evil.example",
+    "/\u202e/evil.example",
+    "\x00//evil.example",
+    "https:evil.example",
+    "/" + "a" * 3000,
 ]
 
 
@@ -115,11 +138,23 @@ async def test_login_page_does_not_put_a_foreign_next_into_its_form(client, back
     assert 'name="next" value="/keys"' in await resp.text()
 
 
-@pytest.mark.parametrize("target,expected", [
-    ("/gallery", "/gallery"), ("/keys?x=1#y", "/keys?x=1#y"), ("/a/b%20c", "/a/b%20c"), ("/", "/"),
-    ("//evil", ""), ("/\\evil", ""), ("https://evil", ""), ("javascript:x", ""), ("/%2F/evil", ""),
-    ("", ""), (None, ""), ("/caf\u00e9", ""),
-])
+@pytest.mark.parametrize(
+    "target,expected",
+    [
+        ("/gallery", "/gallery"),
+        ("/keys?x=1#y", "/keys?x=1#y"),
+        ("/a/b%20c", "/a/b%20c"),
+        ("/", "/"),
+        ("//evil", ""),
+        ("/\\evil", ""),
+        ("https://evil", ""),
+        ("javascript:x", ""),
+        ("/%2F/evil", ""),
+        ("", ""),
+        (None, ""),
+        ("/caf\u00e9", ""),
+    ],
+)
 def test_safe_next_keeps_only_local_paths(target, expected):
     assert safe_next(target) == expected
 
@@ -138,6 +173,7 @@ async def test_anonymous_page_visit_redirects_to_login_with_next_and_back(client
 
 # --------------------------------------------------------------------------- session and cookies
 
+
 async def test_session_cookie_is_httponly_and_samesite_lax_and_not_secure_on_http(client, backend):
     resp = await client.get("/login")
     [header] = set_cookie_headers(resp)
@@ -150,8 +186,11 @@ async def test_session_cookie_is_rotated_at_login_and_the_old_csrf_token_dies(cl
     account = await make_user()
     old_token = await page_token(client, "/login")
     old_cookie = session_cookie(client)
-    resp = await client.post("/login", data={"username": account.username, "password": account.password,
-                                             "csrf_token": old_token}, allow_redirects=False)
+    resp = await client.post(
+        "/login",
+        data={"username": account.username, "password": account.password, "csrf_token": old_token},
+        allow_redirects=False,
+    )
     assert resp.status == 303
     assert set_cookie_headers(resp), "login sets a new cookie"
     new_cookie = session_cookie(client)
@@ -227,12 +266,20 @@ async def test_security_headers_on_account_pages(client, backend, make_user):
 
 # --------------------------------------------------------------------------- register
 
+
 async def test_register_page_creates_the_account_and_logs_in(client, backend, db_count):
     token = await page_token(client, "/register")
     before = session_cookie(client)
-    resp = await client.post("/register", data={"username": "dora", "email": "dora@example.com",
-                                                "password": "correct horse battery", "csrf_token": token},
-                             allow_redirects=False)
+    resp = await client.post(
+        "/register",
+        data={
+            "username": "dora",
+            "email": "dora@example.com",
+            "password": "correct horse battery",
+            "csrf_token": token,
+        },
+        allow_redirects=False,
+    )
     assert resp.status == 303 and resp.headers["Location"] == "/gallery"
     assert session_cookie(client) != before
     me = await client.get("/api/auth/me")
@@ -242,8 +289,9 @@ async def test_register_page_creates_the_account_and_logs_in(client, backend, db
 
 async def test_register_page_shows_field_errors_and_keeps_values(client, backend, db_count):
     token = await page_token(client, "/register")
-    resp = await client.post("/register", data={"username": "d", "email": "dora@example.com",
-                                                "password": "short", "csrf_token": token})
+    resp = await client.post(
+        "/register", data={"username": "d", "email": "dora@example.com", "password": "short", "csrf_token": token}
+    )
     html = await resp.text()
     assert resp.status == 422
     assert 'id="reg-username-error"' in html and 'id="reg-password-error"' in html
@@ -256,8 +304,10 @@ async def test_register_page_shows_field_errors_and_keeps_values(client, backend
 async def test_register_page_duplicate_in_other_case_is_409(client, backend, make_user, db_count):
     await make_user("Erin")
     token = await page_token(client, "/register")
-    resp = await client.post("/register", data={"username": "ERIN", "email": "new@example.com",
-                                                "password": "correct horse battery", "csrf_token": token})
+    resp = await client.post(
+        "/register",
+        data={"username": "ERIN", "email": "new@example.com", "password": "correct horse battery", "csrf_token": token},
+    )
     assert resp.status == 409
     assert "already taken" in await resp.text()
     assert await db_count("users") == 1
@@ -265,14 +315,22 @@ async def test_register_page_duplicate_in_other_case_is_409(client, backend, mak
 
 async def test_register_page_does_not_echo_bidi_input(client, backend):
     token = await page_token(client, "/register")
-    resp = await client.post("/register", data={"username": "x\u202ey", "email": "a\u202e@example.com",
-                                                "password": "correct horse battery", "csrf_token": token})
+    resp = await client.post(
+        "/register",
+        data={
+            "username": "x\u202ey",
+            "email": "a\u202e@example.com",
+            "password": "correct horse battery",
+            "csrf_token": token,
+        },
+    )
     html = await resp.text()
     assert resp.status == 422
     assert "\u202e" not in html
 
 
 # --------------------------------------------------------------------------- keys page
+
 
 async def test_keys_page_creates_lists_and_revokes(client, backend, make_user, db_count):
     account = await make_user()
@@ -322,7 +380,6 @@ async def test_revoking_an_unknown_key_from_the_page_is_404(client, backend, mak
     assert resp.status == 404
 
 
-
 # --------------------------------------------------------------------------- settings that change the pages
 
 CLOSED = pytest.mark.parametrize("settings_overrides", [{"registration_open": False}], ids=["registration-closed"])
@@ -331,8 +388,10 @@ HTTPS = pytest.mark.parametrize("settings_overrides", [{"public_base_url": "http
 
 @CLOSED
 async def test_closed_registration_refuses_the_api_with_403(client, backend, db_count):
-    resp = await client.post("/api/auth/register", json={"username": "late", "email": "late@example.com",
-                                                         "password": "correct horse battery"})
+    resp = await client.post(
+        "/api/auth/register",
+        json={"username": "late", "email": "late@example.com", "password": "correct horse battery"},
+    )
     assert resp.status == 403
     assert await resp.json() == {"error": "registration is closed", "detail": None}
     assert await db_count("users") == 0
@@ -345,9 +404,16 @@ async def test_closed_registration_page_says_so_and_the_form_post_creates_nothin
     assert page.status == 403
     assert "Registration is closed." in html and 'action="/register"' not in html
     token = csrf_of(html)
-    resp = await client.post("/register", data={"username": "late", "email": "late@example.com",
-                                                "password": "correct horse battery", "csrf_token": token},
-                             allow_redirects=False)
+    resp = await client.post(
+        "/register",
+        data={
+            "username": "late",
+            "email": "late@example.com",
+            "password": "correct horse battery",
+            "csrf_token": token,
+        },
+        allow_redirects=False,
+    )
     assert resp.status == 403
     assert await db_count("users") == 0
     login = await (await client.get("/login")).text()

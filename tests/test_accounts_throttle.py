@@ -20,8 +20,9 @@ pytestmark = pytest.mark.tiers(*ACCOUNT_TIERS)
 
 
 async def api_login(client, username: str, password: str, headers: dict | None = None):
-    return await client.post("/api/auth/login", json={"username": username, "password": password},
-                             headers=headers or {})
+    return await client.post(
+        "/api/auth/login", json={"username": username, "password": password}, headers=headers or {}
+    )
 
 
 async def fail(client, username: str, times: int, headers: dict | None = None) -> None:
@@ -64,8 +65,9 @@ async def test_the_username_count_ignores_case(client, backend, make_user):
     assert (await api_login(client, "CaseUser", account.password)).status == 429
 
 
-async def test_throttled_attempts_are_not_counted_and_never_reach_bcrypt(client, backend, make_user, db_count,
-                                                                         monkeypatch):
+async def test_throttled_attempts_are_not_counted_and_never_reach_bcrypt(
+    client, backend, make_user, db_count, monkeypatch
+):
     account = await make_user()
     await fail(client, account.username, 10)
     rows = await db_count("login_failures")
@@ -143,8 +145,9 @@ async def test_html_and_api_failures_share_one_count(client, backend, make_user)
     await fail(client, account.username, 5)
     token = await page_token(client)
     for _ in range(5):
-        resp = await client.post("/login", data={"username": account.username, "password": "wrong password!",
-                                                 "csrf_token": token})
+        resp = await client.post(
+            "/login", data={"username": account.username, "password": "wrong password!", "csrf_token": token}
+        )
         assert resp.status == 200
     client.session.cookie_jar.clear()  # a script, not the browser
     assert (await api_login(client, account.username, account.password)).status == 429
@@ -183,6 +186,7 @@ async def test_throttle_counts_across_two_app_instances_sharing_a_database(clien
 
 
 # --------------------------------------------------------------------------- enumeration
+
 
 async def test_unknown_user_and_wrong_password_get_the_same_answer(client, backend, make_user):
     account = await make_user()

@@ -73,8 +73,20 @@ async def test_failed_stream_leaves_nothing_and_aborts_multipart(storage, backen
     assert backend.incomplete_multipart_uploads() == 0
 
 
-@pytest.mark.parametrize("key", ["../etc/passwd", "/abs/path.png", "a/../../b.png", "pending/../../x.png",
-                                 "ok.png\x00.txt", "short.png", "x" * 300 + ".png", "spaces in name.png", ""])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "../etc/passwd",
+        "/abs/path.png",
+        "a/../../b.png",
+        "pending/../../x.png",
+        "ok.png\x00.txt",
+        "short.png",
+        "x" * 300 + ".png",
+        "spaces in name.png",
+        "",
+    ],
+)
 async def test_keys_the_app_never_makes_are_refused(storage, key):
     with pytest.raises(InvalidKey):
         check_key(key)
@@ -102,9 +114,11 @@ async def test_presigned_put_signs_type_and_length(storage, backend):
         signed_headers = signed.url.split("X-Amz-SignedHeaders=")[1].split("&")[0]
         assert "content-type" in signed_headers and "content-length" in signed_headers
         # The moto peer enforces nothing, but the URL must still be a working PUT.
-        async with aiohttp.ClientSession() as http:
-            async with http.put(signed.url, data=b"x" * 1234, headers=signed.headers) as resp:
-                assert resp.status == 200
+        async with (
+            aiohttp.ClientSession() as http,
+            http.put(signed.url, data=b"x" * 1234, headers=signed.headers) as resp,
+        ):
+            assert resp.status == 200
         assert (await storage.head("pending/presignedpresigned01.png")).size == 1234
     else:
         assert "/api/uploads/pending/presignedpresigned01.png?" in signed.url

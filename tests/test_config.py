@@ -17,8 +17,12 @@ ROOT = Path(__file__).resolve().parent.parent
 def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT")}
     return subprocess.run(
-        [sys.executable, "-m", "imagehost", *args], cwd=cwd, env={**base, "PYTHONPATH": str(ROOT), **env},
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "imagehost", *args],
+        cwd=cwd,
+        env={**base, "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -95,9 +99,14 @@ def test_serve_with_unreachable_database_exits_naming_it(tmp_path):
 
 def test_serve_with_unreachable_storage_exits_naming_it(tmp_path):
     env = {
-        "STORAGE_BACKEND": "s3", "S3_ENDPOINT_URL": "http://127.0.0.1:1", "R2_ACCESS_KEY_ID": "a",
-        "R2_SECRET_ACCESS_KEY": "b", "R2_BUCKET_NAME": "bucket", "R2_PUBLIC_URL": "http://127.0.0.1:1/bucket",
-        "SECRET_KEY": "k" * 40, "LOG_LEVEL": "ERROR",
+        "STORAGE_BACKEND": "s3",
+        "S3_ENDPOINT_URL": "http://127.0.0.1:1",
+        "R2_ACCESS_KEY_ID": "a",
+        "R2_SECRET_ACCESS_KEY": "b",
+        "R2_BUCKET_NAME": "bucket",
+        "R2_PUBLIC_URL": "http://127.0.0.1:1/bucket",
+        "SECRET_KEY": "k" * 40,
+        "LOG_LEVEL": "ERROR",
     }
     assert run_cli(["migrate"], env, tmp_path).returncode == 0
     result = run_cli(["serve", "--port", "1"], env, tmp_path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import stat
 import subprocess
 from pathlib import Path
@@ -51,8 +50,9 @@ async def test_flameshot_script_uploads_and_copies_the_link(client, backend, mak
             (bin_dir / tool).symlink_to(real)
     env = {"PATH": str(bin_dir), "HOME": str(tmp_path), "IMAGEHOST_KEY": user.api_key, "TMPDIR": str(tmp_path)}
 
-    proc = await asyncio.create_subprocess_exec("/bin/bash", str(script), env=env, stdout=subprocess.PIPE,
-                                                stderr=subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        "/bin/bash", str(script), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()
     url = out.decode().strip()
@@ -62,16 +62,18 @@ async def test_flameshot_script_uploads_and_copies_the_link(client, backend, mak
 
     # No key: a clear message, nothing uploaded.
     env.pop("IMAGEHOST_KEY")
-    proc = await asyncio.create_subprocess_exec("/bin/bash", str(script), env=env, stdout=subprocess.PIPE,
-                                                stderr=subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        "/bin/bash", str(script), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     out, err = await proc.communicate()
     assert proc.returncode == 1 and b"no API key" in err
 
     # A wrong key: the server's answer is shown.
     env["IMAGEHOST_KEY"] = "ih_" + "x" * 43
-    proc = await asyncio.create_subprocess_exec("/bin/bash", str(script), env=env, stdout=subprocess.PIPE,
-                                                stderr=subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        "/bin/bash", str(script), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     out, err = await proc.communicate()
     assert proc.returncode == 1 and b"HTTP 401" in err
     assert (await snapshot(client, backend)).images == 1
-    assert os.path.exists(script)
+    assert script.exists()

@@ -18,9 +18,10 @@ async def test_health_names_the_database_when_it_is_down(client, backend):
     # Point the pool at a port where nothing listens.
     from imagehost.db import create_engine
 
-    bad = create_engine(backend.settings.model_copy(update={
-        "database_url": "postgresql+psycopg://nobody@127.0.0.1:1/none"}))
-    client.server.app._state[ENGINE] = bad  # noqa: SLF001 - swap a dependency under test
+    bad = create_engine(
+        backend.settings.model_copy(update={"database_url": "postgresql+psycopg://nobody@127.0.0.1:1/none"})
+    )
+    client.server.app._state[ENGINE] = bad
     try:
         resp = await client.get("/api/health")
         body = await resp.json()
@@ -62,9 +63,10 @@ async def test_requests_get_a_503_envelope_while_the_database_is_down(client, ba
 
     account = await make_user()
     engine = client.server.app[ENGINE]
-    bad = create_engine(backend.settings.model_copy(update={
-        "database_url": "postgresql+psycopg://nobody@127.0.0.1:1/none"}))
-    client.server.app._state[ENGINE] = bad  # noqa: SLF001
+    bad = create_engine(
+        backend.settings.model_copy(update={"database_url": "postgresql+psycopg://nobody@127.0.0.1:1/none"})
+    )
+    client.server.app._state[ENGINE] = bad
     try:
         resp = await client.get("/api/images/", headers=account.auth)
         assert resp.status == 503

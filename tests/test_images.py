@@ -88,11 +88,11 @@ async def test_delete_when_storage_fails_hides_the_image_now_and_the_sweep_remov
         async def delete(self, key):
             raise StorageError("storage down")
 
-    app._state[STORAGE] = NoDelete()  # noqa: SLF001
+    app._state[STORAGE] = NoDelete()
     try:
         assert (await client.delete(f"/api/images/{img['id']}", headers=user.auth)).status == 204
     finally:
-        app._state[STORAGE] = real  # noqa: SLF001
+        app._state[STORAGE] = real
     listing = await (await client.get("/api/images/", headers=user.auth)).json()
     assert listing["total"] == 0 and listing["images"] == []
     assert await used_bytes(client, user.id) == 0
@@ -103,8 +103,10 @@ async def test_delete_when_storage_fails_hides_the_image_now_and_the_sweep_remov
     from sqlalchemy import update
 
     from imagehost.tables import storage_orphans
+
     async with app[ENGINE].begin() as conn:
         from imagehost.db import utcnow
+
         await conn.execute(update(storage_orphans).values(next_attempt_at=utcnow()))
     assert (await sweep.sweep(app[ENGINE], real, app[SETTINGS]))["orphans_removed"] == 1
     snap = await snapshot(client, backend)

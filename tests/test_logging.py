@@ -56,8 +56,15 @@ def test_log_level_filters(tmp_path):
 )
 def test_secrets_are_scrubbed(secret_text):
     out = scrub(secret_text)
-    for needle in ("AbCdEfGhIjKlMnOp", "c2lnbmF0dXJl", "0123456789abcdef0123", "deadbeefcafe", "AKIAXXXX",
-                   "hunter2hunter2", "gAAAAABsecret"):
+    for needle in (
+        "AbCdEfGhIjKlMnOp",
+        "c2lnbmF0dXJl",
+        "0123456789abcdef0123",
+        "deadbeefcafe",
+        "AKIAXXXX",
+        "hunter2hunter2",
+        "gAAAAABsecret",
+    ):
         assert needle not in out
 
 

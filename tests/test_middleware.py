@@ -37,7 +37,7 @@ async def test_unhandled_exception_never_leaks_a_trace(client):
     async def boom(request):
         raise RuntimeError("secret internals /etc/passwd")
 
-    client.server.app.router._frozen = False  # noqa: SLF001 - add a route to the running test app
+    client.server.app.router._frozen = False
     client.server.app.router.add_get("/api/boom", boom)
     resp = await client.get("/api/boom")
     body = await resp.json()

@@ -19,11 +19,14 @@ from imagehost.typedefs import ENGINE, SETTINGS, STORAGE
 from .test_upload_support import error_of, image_bytes, snapshot, used_bytes
 
 
-async def ask(client, user, data: bytes, content_type: str = "image/png", filename: str = "shot.png",
-              size: int | None = None):
-    resp = await client.post("/api/images/upload-url", headers=user.auth, json={
-        "filename": filename, "content_type": content_type, "size_bytes": len(data) if size is None else size})
-    return resp
+async def ask(
+    client, user, data: bytes, content_type: str = "image/png", filename: str = "shot.png", size: int | None = None
+):
+    return await client.post(
+        "/api/images/upload-url",
+        headers=user.auth,
+        json={"filename": filename, "content_type": content_type, "size_bytes": len(data) if size is None else size},
+    )
 
 
 async def put(client, backend, ticket: dict, data: bytes, headers: dict | None = None):
@@ -61,7 +64,11 @@ async def test_presigned_upload_round_trip(client, backend, make_user):
     assert resp.status == 201, body
     assert body["public_url"] == ticket["public_url"]
     assert (body["content_type"], body["width"], body["height"], body["size_bytes"]) == (
-        "image/jpeg", 90, 60, len(data))
+        "image/jpeg",
+        90,
+        60,
+        len(data),
+    )
     final = body["public_url"].rsplit("/", 1)[-1]
     assert backend.objects() == {final}  # the temporary object is gone
     assert backend.read_object(final) == data
@@ -77,14 +84,17 @@ async def test_presigned_upload_round_trip(client, backend, make_user):
     assert backend.read_object(final) == data
 
 
-@pytest.mark.parametrize(("payload", "status"), [
-    ({"filename": "a.svg", "content_type": "image/svg+xml", "size_bytes": 100}, 415),
-    ({"filename": "a.html", "content_type": "text/html", "size_bytes": 100}, 415),
-    ({"filename": "a.png", "content_type": "image/png", "size_bytes": 26 * 1024 * 1024}, 413),
-    ({"filename": "a.png", "content_type": "image/png", "size_bytes": 0}, 422),
-    ({"filename": "a.png", "content_type": "image/png", "size_bytes": "12"}, 422),
-    ({"filename": "a.png", "size_bytes": 12}, 422),
-])
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [
+        ({"filename": "a.svg", "content_type": "image/svg+xml", "size_bytes": 100}, 415),
+        ({"filename": "a.html", "content_type": "text/html", "size_bytes": 100}, 415),
+        ({"filename": "a.png", "content_type": "image/png", "size_bytes": 26 * 1024 * 1024}, 413),
+        ({"filename": "a.png", "content_type": "image/png", "size_bytes": 0}, 422),
+        ({"filename": "a.png", "content_type": "image/png", "size_bytes": "12"}, 422),
+        ({"filename": "a.png", "size_bytes": 12}, 422),
+    ],
+)
 async def test_upload_url_refuses_bad_declarations_and_writes_nothing(client, backend, make_user, payload, status):
     user = await make_user()
     before = await snapshot(client, backend)
@@ -206,6 +216,7 @@ async def test_an_unconfirmed_upload_is_swept_with_its_object_and_quota(client, 
 
 
 # --------------------------------------------------------------------------- the local signed URL
+
 
 @pytest.mark.tiers("sqlite-local", "pg-local")
 async def test_local_upload_url_enforces_signature_expiry_and_single_use(client, backend, make_user):

@@ -31,8 +31,17 @@ async def test_sharex_config_round_trip(client, backend, make_user):
     config = json.loads(await resp.text())
     template = json.loads(TEMPLATE.read_text())
     assert set(config) == set(template)
-    for field in ("DestinationType", "RequestMethod", "Body", "FileFormName", "URL", "ThumbnailURL", "DeletionURL",
-                  "ErrorMessage", "Version"):
+    for field in (
+        "DestinationType",
+        "RequestMethod",
+        "Body",
+        "FileFormName",
+        "URL",
+        "ThumbnailURL",
+        "DeletionURL",
+        "ErrorMessage",
+        "Version",
+    ):
         assert config[field] == template[field], field
     assert config["RequestURL"] == "http://localhost:8000/api/upload"
     key = config["Headers"]["Authorization"].removeprefix("Bearer ")
@@ -45,8 +54,12 @@ async def test_sharex_config_round_trip(client, backend, make_user):
     # with the file in FileFormName (ShareX sends a filename and its guessed type).
     parts = urlsplit(config["RequestURL"])
     form = aiohttp.FormData()
-    form.add_field(config["FileFormName"], io.BytesIO(image_bytes("PNG", (32, 32))),
-                   filename="Screenshot_2024.png", content_type="image/png")
+    form.add_field(
+        config["FileFormName"],
+        io.BytesIO(image_bytes("PNG", (32, 32))),
+        filename="Screenshot_2024.png",
+        content_type="image/png",
+    )
     assert config["RequestMethod"] == "POST" and config["Body"] == "MultipartFormData"
     up = await client.post(parts.path, data=form, headers=config["Headers"])
     assert up.status == 201
@@ -61,8 +74,22 @@ async def test_sharex_config_round_trip(client, backend, make_user):
     else:
         # R2 serves the public URL itself; moto needs the bucket made public first.
         bucket = backend.settings.r2_bucket_name
-        backend.s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
+        backend.s3.put_bucket_policy(
+            Bucket=bucket,
+            Policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": "*",
+                            "Action": "s3:GetObject",
+                            "Resource": f"arn:aws:s3:::{bucket}/*",
+                        }
+                    ],
+                }
+            ),
+        )
         async with aiohttp.ClientSession() as session, session.get(url) as got:
             assert got.status == 200, await got.text()
             assert got.headers["Content-Type"] == "image/png"

@@ -21,14 +21,24 @@ from .test_upload_support import image_bytes, snapshot, uploaded, used_bytes
 async def _stranded_upload(app, user_id: str, expired: bool = True) -> str:
     """What a process that died mid-upload leaves: a pending row, its reservation, its object."""
     key = f"{new_id()}.png"
+
     async def one():
         yield image_bytes()
+
     async with transaction(app[ENGINE]) as conn:
         await store.reserve_quota(conn, user_id, 1000, 0)
         await store.insert_pending(
-            conn, image_id=new_id(), owner_id=user_id, storage_key=key, upload_key=None, filename="x.png",
-            content_type="image/png", size_bytes=1000, delete_token_hash="0" * 64,
-            expires_at=utcnow() + (timedelta(seconds=-1) if expired else timedelta(hours=1)))
+            conn,
+            image_id=new_id(),
+            owner_id=user_id,
+            storage_key=key,
+            upload_key=None,
+            filename="x.png",
+            content_type="image/png",
+            size_bytes=1000,
+            delete_token_hash="0" * 64,
+            expires_at=utcnow() + (timedelta(seconds=-1) if expired else timedelta(hours=1)),
+        )
     await app[STORAGE].put_stream(key, one(), "image/png")
     return key
 
@@ -48,7 +58,10 @@ async def test_sweep_removes_expired_pending_uploads_with_objects_and_quota(clie
     assert snap.images == 2 and snap.orphans == 0
     assert await used_bytes(client, user.id) == kept["size_bytes"] + 1000
     assert await sweep.sweep(app[ENGINE], app[STORAGE], app[SETTINGS]) == {
-        "pending_removed": 0, "orphans_removed": 0, "orphans_failed": 0}
+        "pending_removed": 0,
+        "orphans_removed": 0,
+        "orphans_failed": 0,
+    }
 
 
 async def test_failed_orphan_deletes_back_off_and_are_retried(client, backend, make_user):
@@ -66,8 +79,9 @@ async def test_failed_orphan_deletes_back_off_and_are_retried(client, backend, m
     result = await sweep.sweep(app[ENGINE], Down(), app[SETTINGS])
     assert result == {"pending_removed": 1, "orphans_removed": 0, "orphans_failed": 1}
     async with app[ENGINE].connect() as conn:
-        (attempts, next_at), = (await conn.execute(
-            select(storage_orphans.c.attempts, storage_orphans.c.next_attempt_at))).all()
+        ((attempts, next_at),) = (
+            await conn.execute(select(storage_orphans.c.attempts, storage_orphans.c.next_attempt_at))
+        ).all()
     assert attempts == 1 and next_at > utcnow()
     assert (await sweep.sweep(app[ENGINE], real, app[SETTINGS]))["orphans_removed"] == 0  # not due yet
     async with app[ENGINE].begin() as conn:
@@ -106,18 +120,36 @@ async def test_the_cli_gc_command_runs_the_sweep(backend, tmp_path):
     import subprocess
     import sys
 
-    env = {"DATABASE_URL": backend.settings.database_url, "SECRET_KEY": backend.settings.secret_key,
-           "STORAGE_BACKEND": "local", "LOCAL_STORAGE_PATH": str(tmp_path / "gc-images"),
-           "DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
+    env = {
+        "DATABASE_URL": backend.settings.database_url,
+        "SECRET_KEY": backend.settings.secret_key,
+        "STORAGE_BACKEND": "local",
+        "LOCAL_STORAGE_PATH": str(tmp_path / "gc-images"),
+        "DATA_DIR": str(tmp_path / "data"),
+        "PATH": "/usr/bin:/bin",
+    }
     if backend.storage_kind == "s3":
         s = backend.settings
-        env.update(STORAGE_BACKEND="s3", S3_ENDPOINT_URL=s.s3_endpoint_url, R2_ACCESS_KEY_ID=s.r2_access_key_id,
-                   R2_SECRET_ACCESS_KEY=s.r2_secret_access_key, R2_BUCKET_NAME=s.r2_bucket_name,
-                   R2_PUBLIC_URL=s.r2_public_url, S3_REGION=s.s3_region)
+        env.update(
+            STORAGE_BACKEND="s3",
+            S3_ENDPOINT_URL=s.s3_endpoint_url,
+            R2_ACCESS_KEY_ID=s.r2_access_key_id,
+            R2_SECRET_ACCESS_KEY=s.r2_secret_access_key,
+            R2_BUCKET_NAME=s.r2_bucket_name,
+            R2_PUBLIC_URL=s.r2_public_url,
+            S3_REGION=s.s3_region,
+        )
     else:
         (tmp_path / "gc-images").mkdir()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "imagehost", "gc", env=env, cwd=str(tmp_path),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "imagehost",
+        "gc",
+        env=env,
+        cwd=str(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     out, err = await proc.communicate()
     assert proc.returncode == 0, (out, err)

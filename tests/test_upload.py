@@ -7,15 +7,26 @@ import re
 
 import pytest
 from sqlalchemy.exc import OperationalError
-from .test_upload_support import (
-    EXT, FORMATS, error_of, form, image_bytes, pixel_flood_png, png_of_size, snapshot, upload, uploaded, used_bytes,
-)
 
 from imagehost.images import store
 from imagehost.images.uploads import clean_filename
 from imagehost.storage import StorageError
 from imagehost.tables import images
 from imagehost.typedefs import ENGINE, STORAGE
+
+from .test_upload_support import (
+    EXT,
+    FORMATS,
+    error_of,
+    form,
+    image_bytes,
+    pixel_flood_png,
+    png_of_size,
+    snapshot,
+    upload,
+    uploaded,
+    used_bytes,
+)
 
 
 async def _rows(client) -> list:
@@ -25,6 +36,7 @@ async def _rows(client) -> list:
 
 # --------------------------------------------------------------------------- the happy path
 
+
 @pytest.mark.parametrize("fmt", list(FORMATS))
 async def test_upload_stores_the_verified_bytes_and_answers_image_json(client, backend, make_user, fmt):
     user = await make_user()
@@ -32,8 +44,18 @@ async def test_upload_stores_the_verified_bytes_and_answers_image_json(client, b
     body = await uploaded(client, user, data, filename=f"holiday.{fmt.lower()}")
 
     ctype = FORMATS[fmt]
-    assert set(body) == {"id", "filename", "content_type", "size_bytes", "width", "height", "public_url",
-                         "thumbnail_url", "deletion_url", "created_at"}
+    assert set(body) == {
+        "id",
+        "filename",
+        "content_type",
+        "size_bytes",
+        "width",
+        "height",
+        "public_url",
+        "thumbnail_url",
+        "deletion_url",
+        "created_at",
+    }
     assert body["content_type"] == ctype
     assert (body["width"], body["height"]) == (120, 80)
     assert body["size_bytes"] == len(data)
@@ -100,8 +122,12 @@ POLYGLOT = b"GIF89a<html><body><script>alert(document.cookie)</script></body></h
 # would pass it; the markup check refuses it.
 POLYGLOT_VALID_GIF = (
     b"GIF89a\x01\x00\x01\x00\x00\x00\x00"
-    + b"\x21\xfe" + bytes([40]) + b"<script>alert(1)</script>".ljust(40, b" ") + b"\x00"
-    + b"\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00" + b"\x3b"
+    + b"\x21\xfe"
+    + bytes([40])
+    + b"<script>alert(1)</script>".ljust(40, b" ")
+    + b"\x00"
+    + b"\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00"
+    + b"\x3b"
 )
 SVG = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
 
@@ -147,6 +173,7 @@ async def test_png_with_data_after_iend_is_refused(client, backend, make_user):
 
 # --------------------------------------------------------------------------- bad forms
 
+
 async def _raw_post(client, user, body: bytes, content_type: str):
     return await client.post("/api/upload", data=body, headers={**user.auth, "Content-Type": content_type})
 
@@ -164,19 +191,41 @@ def _multipart(*parts: tuple[str, str | None, bytes], boundary: str = "XyZb0unda
 MP = "multipart/form-data; boundary=XyZb0undary"
 BAD_FORMS = [
     pytest.param(_multipart(("title", None, b"hello")), MP, "no file", id="missing-file-field"),
-    pytest.param(_multipart(("file", "a.png", image_bytes()), ("file", "b.png", image_bytes())), MP, "exactly one",
-                 id="two-files"),
-    pytest.param(_multipart(("file", "a.png", image_bytes()), ("other", "b.png", image_bytes())), MP, "exactly one",
-                 id="second-file-other-field"),
+    pytest.param(
+        _multipart(("file", "a.png", image_bytes()), ("file", "b.png", image_bytes())),
+        MP,
+        "exactly one",
+        id="two-files",
+    ),
+    pytest.param(
+        _multipart(("file", "a.png", image_bytes()), ("other", "b.png", image_bytes())),
+        MP,
+        "exactly one",
+        id="second-file-other-field",
+    ),
     pytest.param(_multipart(("image", "a.png", image_bytes())), MP, "field named 'file'", id="wrong-field-name"),
-    pytest.param(b"--XyZb0undary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\n"
-                 + image_bytes() + b"\r\n--notTheBoundary--\r\n", MP, "", id="garbled-no-closing-boundary"),
-    pytest.param(b"--XyZb0undary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n"
-                 + b"X" * 40_000 + b"\r\n\r\n" + image_bytes() + b"\r\n--XyZb0undary--\r\n", MP, "malformed",
-                 id="garbled-huge-part-header"),
+    pytest.param(
+        b'--XyZb0undary\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n'
+        + image_bytes()
+        + b"\r\n--notTheBoundary--\r\n",
+        MP,
+        "",
+        id="garbled-no-closing-boundary",
+    ),
+    pytest.param(
+        b'--XyZb0undary\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+        + b"X" * 40_000
+        + b"\r\n\r\n"
+        + image_bytes()
+        + b"\r\n--XyZb0undary--\r\n",
+        MP,
+        "malformed",
+        id="garbled-huge-part-header",
+    ),
     pytest.param(b"this is not multipart at all", MP, "malformed", id="garbled-no-boundary-in-body"),
-    pytest.param(_multipart(("file", "a.png", image_bytes())), "multipart/form-data", "malformed",
-                 id="no-boundary-parameter"),
+    pytest.param(
+        _multipart(("file", "a.png", image_bytes())), "multipart/form-data", "malformed", id="no-boundary-parameter"
+    ),
     pytest.param(image_bytes(), "image/png", "malformed", id="not-multipart"),
     pytest.param(b"", MP, "malformed", id="empty-body"),
 ]
@@ -204,14 +253,18 @@ async def test_small_extra_fields_before_the_file_are_ignored(client, backend, m
 
 # --------------------------------------------------------------------------- filenames
 
-@pytest.mark.parametrize(("given", "shown"), [
-    ("../../x", "x"),
-    ("photo\u202egnp.exe", "photognp.exe"),
-    ("\u200bzero\u2066width\u2069.png", "zerowidth.png"),
-    ("x" * 10_000, "x" * 255),
-    ("..", "image"),
-    ("<script>alert(1)</script>.png", "script>.png"),
-])
+
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [
+        ("../../x", "x"),
+        ("photo\u202egnp.exe", "photognp.exe"),
+        ("\u200bzero\u2066width\u2069.png", "zerowidth.png"),
+        ("x" * 10_000, "x" * 255),
+        ("..", "image"),
+        ("<script>alert(1)</script>.png", "script>.png"),
+    ],
+)
 async def test_filename_is_kept_only_as_clean_clipped_display_text(client, backend, make_user, given, shown):
     user = await make_user()
     resp = await _raw_post(client, user, _multipart(("file", given, image_bytes())), MP)
@@ -225,8 +278,10 @@ async def test_filename_is_kept_only_as_clean_clipped_display_text(client, backe
 async def test_nul_in_a_filename_is_dropped_or_the_form_refused(client, backend, make_user):
     user = await make_user()
     # Percent-encoded (RFC 5987 filename*): decoded, then cleaned.
-    body = (b"--XyZb0undary\r\nContent-Disposition: form-data; name=\"file\"; filename*=UTF-8''a%00b%E2%80%AE.png"
-            b"\r\nContent-Type: image/png\r\n\r\n" + image_bytes() + b"\r\n--XyZb0undary--\r\n")
+    body = (
+        b"--XyZb0undary\r\nContent-Disposition: form-data; name=\"file\"; filename*=UTF-8''a%00b%E2%80%AE.png"
+        b"\r\nContent-Type: image/png\r\n\r\n" + image_bytes() + b"\r\n--XyZb0undary--\r\n"
+    )
     resp = await _raw_post(client, user, body, MP)
     assert resp.status == 201
     assert (await resp.json())["filename"] == "ab.png"
@@ -246,6 +301,7 @@ def test_clean_filename_strips_windows_paths_and_controls():
 
 
 # --------------------------------------------------------------------------- failures along the way
+
 
 class FailingStorage:
     """The real storage, except that put_stream dies after the first chunk."""
@@ -271,11 +327,11 @@ async def test_storage_failing_mid_upload_answers_503_and_leaves_nothing(client,
     before = await snapshot(client, backend)
     app = client.server.app
     real = app[STORAGE]
-    app._state[STORAGE] = FailingStorage(real)  # noqa: SLF001 - swap a dependency under test
+    app._state[STORAGE] = FailingStorage(real)
     try:
         resp = await upload(client, user, image_bytes("PNG", (400, 400), noise=True))
     finally:
-        app._state[STORAGE] = real  # noqa: SLF001
+        app._state[STORAGE] = real
     assert resp.status == 503
     assert error_of(await resp.json()) == "storage unavailable"
     assert await snapshot(client, backend) == before
@@ -286,9 +342,9 @@ async def test_storage_failing_mid_upload_answers_503_and_leaves_nothing(client,
 async def test_s3_unreachable_during_upload_answers_503_and_leaves_nothing(client, backend, make_user):
     from contextlib import AsyncExitStack
 
-    from .conftest import free_port
-
     from imagehost.storage import S3Storage
+
+    from .conftest import free_port
 
     user = await make_user()
     before = await snapshot(client, backend)
@@ -296,18 +352,17 @@ async def test_s3_unreachable_during_upload_answers_503_and_leaves_nothing(clien
     real = app[STORAGE]
     dead_settings = backend.settings.model_copy(update={"s3_endpoint_url": f"http://127.0.0.1:{free_port()}"})
     async with AsyncExitStack() as stack:
-        app._state[STORAGE] = await S3Storage.open(dead_settings, stack)  # noqa: SLF001
+        app._state[STORAGE] = await S3Storage.open(dead_settings, stack)
         try:
             resp = await upload(client, user, image_bytes())
         finally:
-            app._state[STORAGE] = real  # noqa: SLF001
+            app._state[STORAGE] = real
     assert resp.status == 503
     after = await snapshot(client, backend)
     assert (after.objects, after.images, after.used) == (before.objects, before.images, before.used)
 
 
-async def test_database_failure_after_the_bytes_are_stored_removes_the_object(client, backend, make_user,
-                                                                               monkeypatch):
+async def test_database_failure_after_the_bytes_are_stored_removes_the_object(client, backend, make_user, monkeypatch):
     user = await make_user()
     before = await snapshot(client, backend)
     seen: list[set[str]] = []
@@ -329,11 +384,13 @@ async def test_client_disconnecting_mid_upload_leaves_nothing(client, backend, m
     before = await snapshot(client, backend)
     data = png_of_size(2_000_000)  # more than the sniffed head
     boundary = "disc0nnect"
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n"
-            "Content-Type: image/png\r\n\r\n").encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+        "Content-Type: image/png\r\n\r\n"
+    ).encode()
     body = head + data + f"\r\n--{boundary}--\r\n".encode()
     partial = body[: len(head) + len(data) * 3 // 4]
-    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    _reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
     request = (
         f"POST /api/upload HTTP/1.1\r\nHost: {client.server.host}\r\n"
         f"Authorization: Bearer {user.api_key}\r\n"

@@ -19,7 +19,7 @@ def test_checker_accepts_whole_files_in_any_chunking_and_refuses_cut_ones(fmt):
     for step in (1, 3, 1000, len(data)):
         c = Checker(mime)
         for i in range(0, len(data), step):
-            c.feed(data[i:i + step])
+            c.feed(data[i : i + step])
         c.finish()
     cut = [data[:-1], data[: len(data) // 2]]
     if fmt != "JPEG":  # bytes after a JPEG's EOI are allowed: see the next test
@@ -46,7 +46,7 @@ def test_sniff_reads_sizes_from_headers_and_applies_the_pixel_limit():
 def _feed(mime: str, data: bytes, step: int = 4096) -> None:
     c = Checker(mime)
     for i in range(0, len(data), step):
-        c.feed(data[i:i + step])
+        c.feed(data[i : i + step])
     c.finish()
 
 

@@ -28,8 +28,10 @@ def big_png_stream(total: int, chunk: int = 1 << 20):
     head = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + struct.pack(">I", total) + b"IDAT"
 
     async def gen():
-        boundary_head = (b'--B0undary\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n'
-                         b"Content-Type: image/png\r\n\r\n")
+        boundary_head = (
+            b'--B0undary\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n'
+            b"Content-Type: image/png\r\n\r\n"
+        )
         yield boundary_head + head
         sent = 0
         while sent < total:
@@ -45,7 +47,8 @@ async def test_oversize_stream_is_cut_off_with_413_and_leaves_nothing(client, ba
     user = await make_user()
     before = await snapshot(client, backend)
     resp = await client.post(
-        "/api/upload", data=big_png_stream(30 << 20),
+        "/api/upload",
+        data=big_png_stream(30 << 20),
         headers={**user.auth, "Content-Type": "multipart/form-data; boundary=B0undary"},
     )
     body = await resp.json()
@@ -72,7 +75,7 @@ async def test_a_file_just_under_the_limit_goes_through_s3_multipart(client, bac
     data_len = size - 8 - 25 - 12 - 12  # signature, IHDR, IDAT framing, IEND
     ihdr = struct.pack(">IIBBBBB", 4000, 4000, 8, 2, 0, 0, 0)
     payload = os.urandom(data_len)
-    data = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", payload) + png_chunk(b"IEND", b""))
+    data = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", payload) + png_chunk(b"IEND", b"")
     resp = await upload(client, user, data)
     body = await resp.json()
     assert resp.status == 201, body

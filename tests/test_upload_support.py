@@ -24,10 +24,7 @@ EXT = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp"
 
 
 def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (64, 48), noise: bool = False) -> bytes:
-    if noise:
-        im = Image.effect_noise(size, 64).convert("RGB")
-    else:
-        im = Image.new("RGB", size, (30, 120, 200))
+    im = Image.effect_noise(size, 64).convert("RGB") if noise else Image.new("RGB", size, (30, 120, 200))
     buf = io.BytesIO()
     im.save(buf, fmt)
     return buf.getvalue()
@@ -53,15 +50,17 @@ def pixel_flood_png(width: int = 60000, height: int = 60000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
 
 
-def form(data: bytes, filename: str = "shot.png", content_type: str = "image/png", field: str = "file"
-         ) -> aiohttp.FormData:
+def form(
+    data: bytes, filename: str = "shot.png", content_type: str = "image/png", field: str = "file"
+) -> aiohttp.FormData:
     f = aiohttp.FormData()
     f.add_field(field, io.BytesIO(data), filename=filename, content_type=content_type)
     return f
 
 
-async def upload(client, account, data: bytes, filename: str = "shot.png", content_type: str = "image/png",
-                 **kwargs: Any):
+async def upload(
+    client, account, data: bytes, filename: str = "shot.png", content_type: str = "image/png", **kwargs: Any
+):
     headers = {**account.auth, **kwargs.pop("headers", {})}
     return await client.post("/api/upload", data=form(data, filename, content_type), headers=headers, **kwargs)
 
@@ -86,8 +85,7 @@ async def snapshot(client, backend) -> Snapshot:
     async with client.server.app[ENGINE].connect() as conn:
         n_images = (await conn.execute(select(func.count()).select_from(images))).scalar_one()
         n_orphans = (await conn.execute(select(func.count()).select_from(storage_orphans))).scalar_one()
-        used = tuple(r[0] for r in await conn.execute(
-            select(users.c.storage_used_bytes).order_by(users.c.id)))
+        used = tuple(r[0] for r in await conn.execute(select(users.c.storage_used_bytes).order_by(users.c.id)))
     objects = frozenset(backend.objects())  # the local backend's .tmp/ files included
     return Snapshot(objects, n_images, n_orphans, used, backend.incomplete_multipart_uploads())
 

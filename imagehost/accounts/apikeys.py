@@ -55,7 +55,11 @@ async def create_key(conn: AsyncConnection, user_id: str, name: str) -> tuple[Ap
     key = ApiKey(id=new_id(), name=name, prefix=secret[:11], created_at=utcnow(), last_used_at=None)
     await conn.execute(
         api_keys.insert().values(
-            id=key.id, user_id=user_id, name=name, prefix=key.prefix, key_hash=hash_key(secret),
+            id=key.id,
+            user_id=user_id,
+            name=name,
+            prefix=key.prefix,
+            key_hash=hash_key(secret),
             created_at=key.created_at,
         )
     )

@@ -65,14 +65,21 @@ def _echo(value: object, limit: int) -> str:
 
 # --------------------------------------------------------------------------- login
 
-async def _login_page(request: web.Request, *, next_path: str = "", error: str | None = None,
-                      username: str = "", status: int = 200) -> web.Response:
-    return await render(request, "login.html", {
-        "error": error,
-        "next": next_path,
-        "username": username,
-        "registration_open": request.app[SETTINGS].registration_open,
-    }, status)
+
+async def _login_page(
+    request: web.Request, *, next_path: str = "", error: str | None = None, username: str = "", status: int = 200
+) -> web.Response:
+    return await render(
+        request,
+        "login.html",
+        {
+            "error": error,
+            "next": next_path,
+            "username": username,
+            "registration_open": request.app[SETTINGS].registration_open,
+        },
+        status,
+    )
 
 
 async def login_get(request: web.Request) -> web.Response:
@@ -92,15 +99,18 @@ async def login_post(request: web.Request) -> web.Response:
             request.app[ENGINE], request.app[SETTINGS], username, form.get("password"), request[CLIENT_ADDR]
         )
     except service.FieldError:
-        return await _login_page(request, next_path=next_path, username=shown, status=422,
-                                 error="Enter your username and password.")
+        return await _login_page(
+            request, next_path=next_path, username=shown, status=422, error="Enter your username and password."
+        )
     except Unauthorized:
-        return await _login_page(request, next_path=next_path, username=shown,
-                                 error="Invalid username or password.")
+        return await _login_page(request, next_path=next_path, username=shown, error="Invalid username or password.")
     except TooManyRequests as exc:
         minutes = max(1, -(-int(exc.headers["Retry-After"]) // 60))
         response = await _login_page(
-            request, next_path=next_path, username=shown, status=429,
+            request,
+            next_path=next_path,
+            username=shown,
+            status=429,
             error=f"Too many failed attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
         )
         response.headers["Retry-After"] = exc.headers["Retry-After"]
@@ -117,13 +127,24 @@ async def logout(request: web.Request) -> web.Response:
 
 # --------------------------------------------------------------------------- register
 
-async def _register_page(request: web.Request, *, errors: dict[str, str] | None = None,
-                         values: dict[str, str] | None = None, status: int = 200) -> web.Response:
-    return await render(request, "register.html", {
-        "errors": errors or {},
-        "values": values or {},
-        "registration_open": request.app[SETTINGS].registration_open,
-    }, status)
+
+async def _register_page(
+    request: web.Request,
+    *,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    status: int = 200,
+) -> web.Response:
+    return await render(
+        request,
+        "register.html",
+        {
+            "errors": errors or {},
+            "values": values or {},
+            "registration_open": request.app[SETTINGS].registration_open,
+        },
+        status,
+    )
 
 
 async def register_get(request: web.Request) -> web.Response:
@@ -137,8 +158,10 @@ async def register_post(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     if not settings.registration_open:
         return await _register_page(request, status=403)
-    values = {"username": _echo(form.get("username"), service.USERNAME_MAX),
-              "email": _echo(form.get("email"), service.EMAIL_MAX)}
+    values = {
+        "username": _echo(form.get("username"), service.USERNAME_MAX),
+        "email": _echo(form.get("email"), service.EMAIL_MAX),
+    }
     try:
         user = await service.register_user(
             request.app[ENGINE], settings, form.get("username"), form.get("email"), form.get("password")
@@ -151,8 +174,10 @@ async def register_post(request: web.Request) -> web.Response:
 
 # --------------------------------------------------------------------------- API keys
 
-async def _keys_page(request: web.Request, *, new_key: dict[str, str] | None = None,
-                     error: str | None = None, status: int = 200) -> web.Response:
+
+async def _keys_page(
+    request: web.Request, *, new_key: dict[str, str] | None = None, error: str | None = None, status: int = 200
+) -> web.Response:
     user = require_user(request)
     async with request.app[ENGINE].connect() as conn:
         keys = await apikeys.list_keys(conn, user.id)

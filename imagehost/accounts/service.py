@@ -84,8 +84,11 @@ def validate_registration(username: object, email: object, password: object) -> 
     """The cleaned values, or RegistrationError naming every field that is wrong."""
     errors: dict[str, str] = {}
     cleaned: dict[str, str] = {}
-    for field, fn, value in (("username", clean_username, username), ("email", clean_email, email),
-                             ("password", clean_password, password)):
+    for field, fn, value in (
+        ("username", clean_username, username),
+        ("email", clean_email, email),
+        ("password", clean_password, password),
+    ):
         try:
             cleaned[field] = fn(value)
         except FieldError as exc:
@@ -101,8 +104,9 @@ def _taken(taken: list[str]) -> RegistrationError:
     return RegistrationError(taken[0], errors[taken[0]], 409, errors)
 
 
-async def register_user(engine: AsyncEngine, settings: Settings, username: object, email: object,
-                        password: object) -> User:
+async def register_user(
+    engine: AsyncEngine, settings: Settings, username: object, email: object, password: object
+) -> User:
     username, email, password = validate_registration(username, email, password)
     # Hash before looking: a taken and a free username cost the same time.
     hashed = await hash_password(password, settings.bcrypt_rounds)

@@ -18,9 +18,7 @@ from .users import USER_COLUMNS, User, user_from_row
 async def session_user(conn: AsyncConnection, user_id: str, sid: str) -> User | None:
     """The session's user, unless the user is gone or the session was logged out."""
     row = (
-        await conn.execute(
-            select(*USER_COLUMNS).where(users.c.id == user_id, ~exists().where(rs.c.sid == sid))
-        )
+        await conn.execute(select(*USER_COLUMNS).where(users.c.id == user_id, ~exists().where(rs.c.sid == sid)))
     ).first()
     return user_from_row(row)
 

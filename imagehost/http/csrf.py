@@ -48,8 +48,9 @@ async def csrf_middleware(request: web.Request, handler) -> web.StreamResponse:
     request[CSRF_FORM_PENDING] = False
     if request.method in SAFE_METHODS or request.path.startswith(EXEMPT_PREFIXES):
         return await handler(request)
-    if SESSION_COOKIE not in request.cookies and (request.path.startswith("/api/")
-                                                  or request.content_type not in FORM_TYPES):
+    if SESSION_COOKIE not in request.cookies and (
+        request.path.startswith("/api/") or request.content_type not in FORM_TYPES
+    ):
         # No ambient credential (a script with a bearer token, or anonymous JSON; `curl -d`
         # sends JSON as a form): a forged request could not act as anyone, and the API never
         # starts a session, so there is no login CSRF to stop either.

@@ -16,9 +16,20 @@ from ..storage import InvalidKey, StorageError
 from ..typedefs import REQUEST_ID
 from ..web.context import render
 
-_TITLES = {400: "Bad request", 401: "Log in required", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
-           409: "Conflict", 413: "Too large", 415: "Unsupported type", 422: "Invalid input", 429: "Too many requests",
-           500: "Something went wrong", 503: "Service unavailable"}
+_TITLES = {
+    400: "Bad request",
+    401: "Log in required",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Too large",
+    415: "Unsupported type",
+    422: "Invalid input",
+    429: "Too many requests",
+    500: "Something went wrong",
+    503: "Service unavailable",
+}
 
 
 def wants_json(request: web.Request) -> bool:
@@ -28,13 +39,15 @@ def wants_json(request: web.Request) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
-async def error_response(request: web.Request, status: int, message: str, detail: Any = None,
-                   headers: dict[str, str] | None = None) -> web.StreamResponse:
+async def error_response(
+    request: web.Request, status: int, message: str, detail: Any = None, headers: dict[str, str] | None = None
+) -> web.StreamResponse:
     if wants_json(request):
         return web.json_response({"error": message, "detail": detail}, status=status, headers=headers)
     try:
-        resp = await render(request, "error.html",
-                            {"status": status, "title": _TITLES.get(status, "Error"), "message": message}, status)
+        resp = await render(
+            request, "error.html", {"status": status, "title": _TITLES.get(status, "Error"), "message": message}, status
+        )
     except Exception:  # the template itself failed: fall back to plain text
         resp = web.Response(text=f"{status} {message}\n", status=status)
     if headers:

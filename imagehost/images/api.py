@@ -41,6 +41,7 @@ def env_of(request: web.Request) -> Env:
 
 # --------------------------------------------------------------------------- streamed upload
 
+
 async def _next_part(reader: MultipartReader) -> BodyPartReader | None:
     try:
         part = await reader.next()
@@ -125,6 +126,7 @@ async def upload(request: web.Request) -> web.StreamResponse:
 
 # --------------------------------------------------------------------------- presigned
 
+
 async def _json_object(request: web.Request) -> dict[str, Any]:
     try:
         data = await request.json()
@@ -156,6 +158,7 @@ async def confirm(request: web.Request) -> web.Response:
 
 # --------------------------------------------------------------------------- list, read, delete
 
+
 def _limit(request: web.Request) -> int:
     raw = request.query.get("limit")
     if raw is None or raw == "":
@@ -174,15 +177,18 @@ async def list_images(request: web.Request) -> web.Response:
     user = require_user(request)
     env = env_of(request)
     rows, nxt, total = await listing(env, user.id, request.query.get("cursor"), _limit(request))
-    return web.json_response({
-        "images": [uploads.image_json(env, r) for r in rows],
-        "total": total,
-        "next_cursor": nxt.encode() if nxt else None,
-    })
+    return web.json_response(
+        {
+            "images": [uploads.image_json(env, r) for r in rows],
+            "total": total,
+            "next_cursor": nxt.encode() if nxt else None,
+        }
+    )
 
 
-async def listing(env: Env, owner_id: str, raw_cursor: str | None, limit: int
-                  ) -> tuple[list[store.ImageRow], store.Cursor | None, int]:
+async def listing(
+    env: Env, owner_id: str, raw_cursor: str | None, limit: int
+) -> tuple[list[store.ImageRow], store.Cursor | None, int]:
     """One page of the owner's images after the opaque cursor, and how many they have."""
     cursor = store.Cursor.decode(raw_cursor) if raw_cursor else None
     async with env.engine.connect() as conn:

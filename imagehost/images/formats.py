@@ -56,6 +56,7 @@ class Sniffed:
 
 # --------------------------------------------------------------------------- sniffing
 
+
 def sniff_type(head: bytes) -> str:
     """libmagic's MIME type for the first bytes, with AVIF recognised by its brand when
     an older libmagic calls it something else."""
@@ -72,18 +73,14 @@ def sniff(head: bytes, allowed: tuple[str, ...], max_pixels: int) -> Sniffed:
         raise Unprocessable("empty file")
     mime = sniff_type(head)
     if mime not in EXTENSIONS or mime not in allowed:
-        raise UnsupportedMediaType(
-            "unsupported file type", {"detected": mime, "allowed": list(allowed)}
-        )
+        raise UnsupportedMediaType("unsupported file type", {"detected": mime, "allowed": list(allowed)})
     if _MARKUP.search(head):
         raise UnsupportedMediaType("file holds HTML or script markup", {"detected": mime})
     width, height = dimensions(mime, head)
     if width <= 0 or height <= 0:
         raise Unprocessable("image has no size", {"width": width, "height": height})
     if width * height > max_pixels:
-        raise Unprocessable(
-            "image has too many pixels", {"width": width, "height": height, "max_pixels": max_pixels}
-        )
+        raise Unprocessable("image has too many pixels", {"width": width, "height": height, "max_pixels": max_pixels})
     return Sniffed(mime, EXTENSIONS[mime], width, height)
 
 
@@ -91,11 +88,12 @@ def _is_avif(head: bytes) -> bool:
     if len(head) < 16 or head[4:8] != b"ftyp":
         return False
     size = struct.unpack(">I", head[:4])[0]
-    brands = head[8:12], *(head[i:i + 4] for i in range(16, min(size, len(head)), 4))
+    brands = head[8:12], *(head[i : i + 4] for i in range(16, min(size, len(head)), 4))
     return any(b in _AVIF_BRANDS for b in brands)
 
 
 # --------------------------------------------------------------------------- dimensions
+
 
 def dimensions(mime: str, head: bytes) -> tuple[int, int]:
     try:
@@ -136,7 +134,7 @@ def _avif_size(head: bytes) -> tuple[int, int]:
         at = m.start() + 4
         if len(head) < at + 12:
             break
-        w, h = struct.unpack(">II", head[at + 4:at + 12])
+        w, h = struct.unpack(">II", head[at + 4 : at + 12])
         if w * h > best[0] * best[1]:
             best = (w, h)
     if best == (0, 0):
@@ -145,6 +143,7 @@ def _avif_size(head: bytes) -> tuple[int, int]:
 
 
 # --------------------------------------------------------------------------- structure
+
 
 class _Read:
     __slots__ = ("n",)
@@ -190,7 +189,7 @@ class Checker:
         if not data:
             return
         self.total += len(data)
-        self.tail = (self.tail + data[-self.TAIL:])[-self.TAIL:]
+        self.tail = (self.tail + data[-self.TAIL :])[-self.TAIL :]
         view = memoryview(data)
         while view:
             want = self._want
@@ -374,5 +373,4 @@ def _avif(c: Checker) -> Walker:
         yield _Skip(size)
 
 
-_WALKERS = {"image/png": _png, "image/gif": _gif, "image/jpeg": _jpeg, "image/webp": _webp,
-            "image/avif": _avif}
+_WALKERS = {"image/png": _png, "image/gif": _gif, "image/jpeg": _jpeg, "image/webp": _webp, "image/avif": _avif}

@@ -56,6 +56,7 @@ def setup_routes(app: web.Application) -> None:
 
 # --------------------------------------------------------------------------- /i/<key>
 
+
 async def serve_image(request: web.Request) -> web.StreamResponse:
     """GET /i/<key>: an active image's bytes with its verified type, sandboxed, cached
     for a year (keys never change meaning). FileResponse does ETag, ranges and sendfile."""
@@ -76,6 +77,7 @@ async def serve_image(request: web.Request) -> web.StreamResponse:
 
 # --------------------------------------------------------------------------- /d/<id>/<token>
 
+
 async def deletion_page(request: web.Request) -> web.Response:
     """GET: a confirmation page only, so link previews and prefetchers never delete."""
     env = env_of(request)
@@ -91,13 +93,18 @@ async def deletion_post(request: web.Request) -> web.Response:
     """POST: delete. Works without logging in: the URL carries the image's secret."""
     env = env_of(request)
     deleted = await uploads.delete_image(env, request.match_info["id"], token=request.match_info["token"])
-    resp = await render(request, "delete_confirm.html", {"image": None, "done": deleted, "action": request.path},
-                        200 if deleted else 404)
+    resp = await render(
+        request,
+        "delete_confirm.html",
+        {"image": None, "done": deleted, "action": request.path},
+        200 if deleted else 404,
+    )
     resp.headers["Referrer-Policy"] = "no-referrer"
     return resp
 
 
 # --------------------------------------------------------------------------- local PUT
+
 
 async def local_put(request: web.Request) -> web.Response:
     """PUT /api/uploads/pending/<name>?ct=&len=&exp=&sig=: the local backend's presigned

@@ -53,9 +53,19 @@ class ImageRow:
 
 
 _COLS = (
-    images.c.id, images.c.owner_id, images.c.status, images.c.storage_key, images.c.upload_key, images.c.filename,
-    images.c.content_type, images.c.size_bytes, images.c.width, images.c.height, images.c.delete_token_hash,
-    images.c.created_at, images.c.expires_at,
+    images.c.id,
+    images.c.owner_id,
+    images.c.status,
+    images.c.storage_key,
+    images.c.upload_key,
+    images.c.filename,
+    images.c.content_type,
+    images.c.size_bytes,
+    images.c.width,
+    images.c.height,
+    images.c.delete_token_hash,
+    images.c.created_at,
+    images.c.expires_at,
 )
 
 
@@ -64,6 +74,7 @@ def _row(r) -> ImageRow | None:
 
 
 # --------------------------------------------------------------------------- quota
+
 
 async def reserve_quota(conn: AsyncConnection, user_id: str, nbytes: int, quota: int) -> None:
     """Count `nbytes` against the user's quota, atomically: one conditional UPDATE, so
@@ -91,30 +102,64 @@ async def _adjust_user(conn: AsyncConnection, user_id: str, release: int, count_
 
 # --------------------------------------------------------------------------- rows
 
+
 async def insert_pending(
-    conn: AsyncConnection, *, image_id: str, owner_id: str, storage_key: str, upload_key: str | None,
-    filename: str, content_type: str, size_bytes: int, delete_token_hash: str, expires_at: datetime,
-    width: int | None = None, height: int | None = None,
+    conn: AsyncConnection,
+    *,
+    image_id: str,
+    owner_id: str,
+    storage_key: str,
+    upload_key: str | None,
+    filename: str,
+    content_type: str,
+    size_bytes: int,
+    delete_token_hash: str,
+    expires_at: datetime,
+    width: int | None = None,
+    height: int | None = None,
 ) -> None:
     await conn.execute(
         insert(images).values(
-            id=image_id, owner_id=owner_id, status=PENDING, storage_key=storage_key, upload_key=upload_key,
-            filename=filename, content_type=content_type, size_bytes=size_bytes, width=width, height=height,
-            delete_token_hash=delete_token_hash, created_at=utcnow(), expires_at=expires_at,
+            id=image_id,
+            owner_id=owner_id,
+            status=PENDING,
+            storage_key=storage_key,
+            upload_key=upload_key,
+            filename=filename,
+            content_type=content_type,
+            size_bytes=size_bytes,
+            width=width,
+            height=height,
+            delete_token_hash=delete_token_hash,
+            created_at=utcnow(),
+            expires_at=expires_at,
         )
     )
 
 
 async def activate(
-    conn: AsyncConnection, row: ImageRow, *, size_bytes: int, content_type: str, width: int, height: int,
+    conn: AsyncConnection,
+    row: ImageRow,
+    *,
+    size_bytes: int,
+    content_type: str,
+    width: int,
+    height: int,
 ) -> bool:
     """Pending → active, with the real size (the reservation's surplus goes back). False if
     the row is no longer pending (the sweep took it): the caller must remove its objects."""
     res = await conn.execute(
         update(images)
         .where(images.c.id == row.id, images.c.status == PENDING)
-        .values(status=ACTIVE, size_bytes=size_bytes, content_type=content_type, width=width, height=height,
-                expires_at=None, created_at=utcnow())
+        .values(
+            status=ACTIVE,
+            size_bytes=size_bytes,
+            content_type=content_type,
+            width=width,
+            height=height,
+            expires_at=None,
+            created_at=utcnow(),
+        )
     )
     if res.rowcount != 1:
         return False
@@ -123,8 +168,13 @@ async def activate(
 
 
 async def remove(
-    conn: AsyncConnection, image_id: str, *, owner_id: str | None = None, status: str | None = None,
-    orphan_delay: timedelta = timedelta(minutes=5), tombstones: bool = True,
+    conn: AsyncConnection,
+    image_id: str,
+    *,
+    owner_id: str | None = None,
+    status: str | None = None,
+    orphan_delay: timedelta = timedelta(minutes=5),
+    tombstones: bool = True,
 ) -> ImageRow | None:
     """Delete a row (conditionally: only this owner's, only in this status), give its
     bytes back to the quota and record its objects as tombstones in storage_orphans.
@@ -172,6 +222,7 @@ async def served_type(conn: AsyncConnection, storage_key: str) -> str | None:
 
 # --------------------------------------------------------------------------- listing
 
+
 @dataclass(frozen=True)
 class Cursor:
     created_at: datetime
@@ -182,7 +233,7 @@ class Cursor:
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
     @classmethod
-    def decode(cls, value: str) -> "Cursor":
+    def decode(cls, value: str) -> Cursor:
         try:
             raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
             ts, image_id = raw.split("|", 1)
@@ -219,15 +270,16 @@ async def count_for_owner(conn: AsyncConnection, owner_id: str) -> int:
 
 # --------------------------------------------------------------------------- orphans
 
+
 async def add_orphans(conn: AsyncConnection, keys: list[str], delay: timedelta = timedelta(0)) -> None:
     now = utcnow()
     for key in keys:
-        exists = (await conn.execute(
-            select(storage_orphans.c.storage_key).where(storage_orphans.c.storage_key == key))).first()
+        exists = (
+            await conn.execute(select(storage_orphans.c.storage_key).where(storage_orphans.c.storage_key == key))
+        ).first()
         if exists is None:
             await conn.execute(
-                insert(storage_orphans).values(storage_key=key, created_at=now, attempts=0,
-                                               next_attempt_at=now + delay)
+                insert(storage_orphans).values(storage_key=key, created_at=now, attempts=0, next_attempt_at=now + delay)
             )
 
 
@@ -265,4 +317,3 @@ async def expired_pending(conn: AsyncConnection, now: datetime, limit: int) -> l
         .limit(limit)
     )
     return [r[0] for r in await conn.execute(q)]
-

@@ -31,7 +31,7 @@ def backoff(attempts: int) -> timedelta:
     return min(MAX_BACKOFF, timedelta(seconds=30 * 2 ** min(attempts, 20)))
 
 
-async def sweep(engine: AsyncEngine, storage: Storage, settings: Settings) -> dict[str, int]:
+async def sweep(engine: AsyncEngine, storage: Storage, settings: Settings) -> dict[str, int]:  # noqa: ARG001
     result = {"pending_removed": 0, "orphans_removed": 0, "orphans_failed": 0}
     now = utcnow()
     while True:

@@ -55,6 +55,7 @@ class Env:
 
 # --------------------------------------------------------------------------- helpers
 
+
 def clean_filename(name: str | None) -> str:
     """Display text only (never part of a key): the last path component, without
     control, format (bidi, zero-width) or unassigned characters, clipped to 255."""
@@ -105,16 +106,25 @@ async def _sniff(env: Env, head: bytes) -> Sniffed:
     return await loop.run_in_executor(None, functools.partial(sniff, head, s.allowed_image_types, s.max_image_pixels))
 
 
-def _new_row(env: Env, owner_id: str, filename: str, content_type: str, size: int, *, presigned: bool,
-             expires_in: float) -> ImageRow:
+def _new_row(
+    env: Env, owner_id: str, filename: str, content_type: str, size: int, *, presigned: bool, expires_in: float
+) -> ImageRow:
     image_id = new_id()
     ext = EXTENSIONS[content_type]
     now = utcnow()
     return ImageRow(
-        id=image_id, owner_id=owner_id, status=PENDING, storage_key=f"{new_id()}.{ext}",
-        upload_key=f"pending/{new_id()}.{ext}" if presigned else None, filename=clean_filename(filename),
-        content_type=content_type, size_bytes=size, width=None, height=None,
-        delete_token_hash=token_hash(delete_token(env.settings.secret_key, image_id)), created_at=now,
+        id=image_id,
+        owner_id=owner_id,
+        status=PENDING,
+        storage_key=f"{new_id()}.{ext}",
+        upload_key=f"pending/{new_id()}.{ext}" if presigned else None,
+        filename=clean_filename(filename),
+        content_type=content_type,
+        size_bytes=size,
+        width=None,
+        height=None,
+        delete_token_hash=token_hash(delete_token(env.settings.secret_key, image_id)),
+        created_at=now,
         expires_at=now + timedelta(seconds=expires_in),
     )
 
@@ -123,9 +133,18 @@ async def _insert(env: Env, row: ImageRow) -> None:
     async with transaction(env.engine) as conn:
         await store.reserve_quota(conn, row.owner_id, row.size_bytes, env.settings.quota_bytes)
         await store.insert_pending(
-            conn, image_id=row.id, owner_id=row.owner_id, storage_key=row.storage_key, upload_key=row.upload_key,
-            filename=row.filename, content_type=row.content_type, size_bytes=row.size_bytes,
-            width=row.width, height=row.height, delete_token_hash=row.delete_token_hash, expires_at=row.expires_at,
+            conn,
+            image_id=row.id,
+            owner_id=row.owner_id,
+            storage_key=row.storage_key,
+            upload_key=row.upload_key,
+            filename=row.filename,
+            content_type=row.content_type,
+            size_bytes=row.size_bytes,
+            width=row.width,
+            height=row.height,
+            delete_token_hash=row.delete_token_hash,
+            expires_at=row.expires_at,
         )
 
 
@@ -152,8 +171,13 @@ async def _discard(env: Env, row: ImageRow, maybe_stored: bool) -> None:
     """Undo a failed upload: row, quota, objects. Never raises."""
     try:
         async with transaction(env.engine) as conn:
-            removed = await store.remove(conn, row.id, status=PENDING, orphan_delay=TOMBSTONE_DELAY,
-                                         tombstones=maybe_stored or row.upload_key is not None)
+            removed = await store.remove(
+                conn,
+                row.id,
+                status=PENDING,
+                orphan_delay=TOMBSTONE_DELAY,
+                tombstones=maybe_stored or row.upload_key is not None,
+            )
     except Exception as exc:
         # The database is down: the row stays pending, and the sweep removes it with
         # its objects once it expires.
@@ -165,8 +189,13 @@ async def _discard(env: Env, row: ImageRow, maybe_stored: bool) -> None:
 
 # --------------------------------------------------------------------------- streamed
 
+
 async def upload_stream(
-    env: Env, owner_id: str, filename: str | None, read: Reader, size_hint: int | None,
+    env: Env,
+    owner_id: str,
+    filename: str | None,
+    read: Reader,
+    size_hint: int | None,
     before_activate: Callable[[], Awaitable[None]] | None = None,
 ) -> ImageRow:
     """Store one file read chunk by chunk with `read()` (b"" at the end).
@@ -196,8 +225,15 @@ async def upload_stream(
     # The reservation: the exact size if the whole file is here, else an upper bound
     # (the request's length, or the limit); the surplus goes back at activation.
     reserve = len(head_bytes) if eof else min(size_hint or cap, cap)
-    row = _new_row(env, owner_id, filename or "", sniffed.content_type, reserve, presigned=False,
-                   expires_in=env.settings.pending_upload_expiry_seconds)
+    row = _new_row(
+        env,
+        owner_id,
+        filename or "",
+        sniffed.content_type,
+        reserve,
+        presigned=False,
+        expires_in=env.settings.pending_upload_expiry_seconds,
+    )
     await _insert(env, row)
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -227,8 +263,14 @@ async def upload_stream(
         if before_activate is not None:
             await before_activate()
         async with transaction(env.engine) as conn:
-            if not await store.activate(conn, row, size_bytes=size, content_type=sniffed.content_type,
-                                        width=sniffed.width, height=sniffed.height):
+            if not await store.activate(
+                conn,
+                row,
+                size_bytes=size,
+                content_type=sniffed.content_type,
+                width=sniffed.width,
+                height=sniffed.height,
+            ):
                 raise NotFound("the upload expired before it finished")
             active = await store.get(conn, row.id)
         done = True
@@ -240,6 +282,7 @@ async def upload_stream(
 
 
 # --------------------------------------------------------------------------- presigned
+
 
 def _declared(env: Env, content_type: Any, size_bytes: Any) -> tuple[str, int]:
     if not isinstance(content_type, str):
@@ -255,12 +298,20 @@ def _declared(env: Env, content_type: Any, size_bytes: Any) -> tuple[str, int]:
     return ctype, size_bytes
 
 
-async def create_upload_url(env: Env, owner_id: str, filename: Any, content_type: Any, size_bytes: Any
-                            ) -> dict[str, Any]:
+async def create_upload_url(
+    env: Env, owner_id: str, filename: Any, content_type: Any, size_bytes: Any
+) -> dict[str, Any]:
     ctype, size = _declared(env, content_type, size_bytes)
     expires_in = env.settings.pending_upload_expiry_seconds
-    row = _new_row(env, owner_id, filename if isinstance(filename, str) else "", ctype, size, presigned=True,
-                   expires_in=expires_in + CONFIRM_GRACE.total_seconds())
+    row = _new_row(
+        env,
+        owner_id,
+        filename if isinstance(filename, str) else "",
+        ctype,
+        size,
+        presigned=True,
+        expires_in=expires_in + CONFIRM_GRACE.total_seconds(),
+    )
     assert row.upload_key is not None
     presigned = await env.storage.presign_put(row.upload_key, ctype, size, expires_in)
     await _insert(env, row)
@@ -281,13 +332,17 @@ async def _verify_stored(env: Env, row: ImageRow, info: ObjectInfo) -> Sniffed:
     if info.size > env.settings.max_upload_bytes:
         raise PayloadTooLarge(detail={"max_bytes": env.settings.max_upload_bytes, "stored_bytes": info.size})
     if info.size != row.size_bytes:
-        raise Unprocessable("the uploaded size differs from the declared size",
-                            {"declared_bytes": row.size_bytes, "stored_bytes": info.size})
+        raise Unprocessable(
+            "the uploaded size differs from the declared size",
+            {"declared_bytes": row.size_bytes, "stored_bytes": info.size},
+        )
     head = await env.storage.read_range(key, 0, min(HEAD_BYTES, info.size))
     sniffed = await _sniff(env, head)
     if sniffed.content_type != row.content_type:
-        raise UnsupportedMediaType("the uploaded type differs from the declared type",
-                                   {"declared": row.content_type, "detected": sniffed.content_type})
+        raise UnsupportedMediaType(
+            "the uploaded type differs from the declared type",
+            {"declared": row.content_type, "detected": sniffed.content_type},
+        )
     checker = Checker(sniffed.content_type)
     checker.feed(head)
     offset = len(head)
@@ -341,8 +396,14 @@ async def confirm(env: Env, owner_id: str, r2_key: Any) -> tuple[ImageRow, bool]
     done = False
     try:
         async with transaction(env.engine) as conn:
-            if not await store.activate(conn, row, size_bytes=info.size, content_type=sniffed.content_type,
-                                        width=sniffed.width, height=sniffed.height):
+            if not await store.activate(
+                conn,
+                row,
+                size_bytes=info.size,
+                content_type=sniffed.content_type,
+                width=sniffed.width,
+                height=sniffed.height,
+            ):
                 raise NotFound("upload expired")
             await store.add_orphans(conn, [r2_key], delay=TOMBSTONE_DELAY)
             active = await store.get(conn, row.id)
@@ -374,6 +435,7 @@ async def find_pending_upload(env: Env, upload_key: str) -> ImageRow | None:
 
 
 # --------------------------------------------------------------------------- delete
+
 
 async def delete_image(env: Env, image_id: str, *, owner_id: str | None = None, token: str | None = None) -> bool:
     """Delete an active image, by its owner or with its deletion token. The row goes

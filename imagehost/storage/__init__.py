@@ -10,8 +10,16 @@ from .local import LocalStorage
 from .s3 import S3Storage
 
 __all__ = [
-    "InvalidKey", "LocalStorage", "ObjectInfo", "ObjectNotFound", "PresignedPut", "S3Storage", "Storage",
-    "StorageError", "check_key", "open_storage",
+    "InvalidKey",
+    "LocalStorage",
+    "ObjectInfo",
+    "ObjectNotFound",
+    "PresignedPut",
+    "S3Storage",
+    "Storage",
+    "StorageError",
+    "check_key",
+    "open_storage",
 ]
 
 

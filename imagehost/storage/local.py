@@ -7,6 +7,7 @@ The "presigned" PUT is an HMAC-signed URL on the app itself (see
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import os
@@ -93,7 +94,9 @@ class LocalStorage:
             return None
         except OSError as exc:
             raise StorageError(str(exc)) from exc
-        return ObjectInfo(size=st.st_size, content_type=EXT_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream"))
+        return ObjectInfo(
+            size=st.st_size, content_type=EXT_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream")
+        )
 
     async def read_range(self, key: str, start: int, length: int) -> bytes:
         path = self.path(key)
@@ -183,7 +186,5 @@ def _link_new(tmp: Path, final: Path) -> None:
 
 
 def _unlink(path: Path) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass

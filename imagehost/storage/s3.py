@@ -4,8 +4,9 @@ through aiobotocore. The client is entered once per process in `cleanup_ctx`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, suppress
 from typing import Any
 
 from aiobotocore.config import AioConfig
@@ -47,7 +48,7 @@ class S3Storage:
         self.part_size = part_size
 
     @classmethod
-    async def open(cls, settings: Settings, stack: AsyncExitStack) -> "S3Storage":
+    async def open(cls, settings: Settings, stack: AsyncExitStack) -> S3Storage:
         session = get_session()
         client = await stack.enter_async_context(
             session.create_client(
@@ -69,7 +70,7 @@ class S3Storage:
             if _code(exc) in _MISSING:
                 raise ObjectNotFound(kwargs.get("Key", self.bucket)) from exc
             raise StorageError(f"{op}: {_code(exc) or exc}") from exc
-        except (BotoCoreError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, BotoCoreError, OSError) as exc:
             raise StorageError(f"{op}: {type(exc).__name__}: {exc}") from exc
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes], content_type: str) -> int:
@@ -87,7 +88,7 @@ class S3Storage:
                 total += len(chunk)
                 while chunk:
                     take = chunk[: self.part_size - buffered]
-                    chunk = chunk[len(take):]
+                    chunk = chunk[len(take) :]
                     buf.append(take)
                     buffered += len(take)
                     if buffered < self.part_size:
@@ -106,8 +107,9 @@ class S3Storage:
             else:
                 if buf:
                     n = len(parts) + 1
-                    resp = await self._call("upload_part", Key=key, UploadId=upload_id, PartNumber=n,
-                                            Body=b"".join(buf))
+                    resp = await self._call(
+                        "upload_part", Key=key, UploadId=upload_id, PartNumber=n, Body=b"".join(buf)
+                    )
                     parts.append({"PartNumber": n, "ETag": resp["ETag"]})
                 await self._call(
                     "complete_multipart_upload", Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
@@ -119,10 +121,9 @@ class S3Storage:
         return total
 
     async def _abort(self, key: str, upload_id: str) -> None:
-        try:
+        # On failure the bucket's lifecycle rule aborts incomplete uploads after a day.
+        with contextlib.suppress(StorageError):
             await self._call("abort_multipart_upload", Key=key, UploadId=upload_id)
-        except StorageError:
-            pass  # the bucket's lifecycle rule aborts incomplete uploads after a day
 
     async def head(self, key: str) -> ObjectInfo | None:
         check_key(key)
@@ -139,7 +140,7 @@ class S3Storage:
         try:
             async with resp["Body"] as body:
                 data = await body.read()
-        except (BotoCoreError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, BotoCoreError, OSError) as exc:
             raise StorageError(f"get_object: {exc}") from exc
         return data[:length]
 
@@ -156,10 +157,8 @@ class S3Storage:
 
     async def delete(self, key: str) -> None:
         check_key(key)
-        try:
+        with suppress(ObjectNotFound):
             await self._call("delete_object", Key=key)
-        except ObjectNotFound:
-            pass
 
     async def presign_put(self, key: str, content_type: str, length: int, expires_in: int) -> PresignedPut:
         check_key(key)
@@ -216,8 +215,11 @@ class S3Storage:
         }
         for what, op, kwargs in (
             (f"CORS: PUT from {app_origin}", "put_bucket_cors", {"CORSConfiguration": cors}),
-            ("lifecycle: expire pending/, abort incomplete multipart uploads", "put_bucket_lifecycle_configuration",
-             {"LifecycleConfiguration": lifecycle}),
+            (
+                "lifecycle: expire pending/, abort incomplete multipart uploads",
+                "put_bucket_lifecycle_configuration",
+                {"LifecycleConfiguration": lifecycle},
+            ),
         ):
             try:
                 await self._call(op, **kwargs)

@@ -17,8 +17,15 @@ from ..typedefs import ASSETS
 ROOT = Path(__file__).resolve().parent.parent.parent
 STATIC_DIR = ROOT / "static"
 TEMPLATES_DIR = ROOT / "templates"
-_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png",
-          ".ico": "image/x-icon", ".txt": "text/plain", ".webmanifest": "application/manifest+json"}
+_TYPES = {
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".txt": "text/plain",
+    ".webmanifest": "application/manifest+json",
+}
 
 
 class Assets:
@@ -44,8 +51,11 @@ async def static_handler(request: web.Request) -> web.StreamResponse:
     if name not in assets.hashes:  # only files known at start: no path tricks possible
         raise web.HTTPNotFound()
     path = assets.root / name
-    headers = {"Cache-Control": "public, max-age=31536000, immutable" if request.query.get("v") == assets.hashes[name]
-               else "no-cache"}  # unversioned (module imports): revalidate by ETag
+    headers = {
+        "Cache-Control": "public, max-age=31536000, immutable"
+        if request.query.get("v") == assets.hashes[name]
+        else "no-cache"
+    }  # unversioned (module imports): revalidate by ETag
     ctype = _TYPES.get(path.suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
     resp = web.FileResponse(path, headers=headers)
     resp.content_type = ctype

@@ -20,8 +20,9 @@ async def page_context(request: web.Request) -> dict[str, Any]:
     }
 
 
-async def render(request: web.Request, template: str, context: dict[str, Any] | None = None,
-                 status: int = 200) -> web.Response:
+async def render(
+    request: web.Request, template: str, context: dict[str, Any] | None = None, status: int = 200
+) -> web.Response:
     ctx = await page_context(request)
     ctx.update(context or {})
     response = aiohttp_jinja2.render_template(template, request, ctx, status=status)

@@ -30,17 +30,21 @@ async def gallery(request: web.Request) -> web.Response:
     rows, nxt, total = await listing(env, user.id, request.query.get("cursor"), PAGE_SIZE)
     used = user.storage_used_bytes  # loaded with the caller by the identity middleware, this request
     settings = env.settings
-    return await render(request, "gallery.html", {
-        "images": [uploads.image_json(env, r) for r in rows],
-        "total": total,
-        "used_bytes": used,
-        "used_human": do_filesizeformat(used),
-        "quota_bytes": settings.quota_bytes,
-        "quota_human": do_filesizeformat(settings.quota_bytes),
-        "next_cursor": nxt.encode() if nxt else None,
-        "max_upload_bytes": settings.max_upload_bytes,
-        "allowed_types": list(settings.allowed_image_types),
-    })
+    return await render(
+        request,
+        "gallery.html",
+        {
+            "images": [uploads.image_json(env, r) for r in rows],
+            "total": total,
+            "used_bytes": used,
+            "used_human": do_filesizeformat(used),
+            "quota_bytes": settings.quota_bytes,
+            "quota_human": do_filesizeformat(settings.quota_bytes),
+            "next_cursor": nxt.encode() if nxt else None,
+            "max_upload_bytes": settings.max_upload_bytes,
+            "allowed_types": list(settings.allowed_image_types),
+        },
+    )
 
 
 async def image_detail(request: web.Request) -> web.Response:
@@ -66,13 +70,19 @@ async def integrations(request: web.Request) -> web.Response:
     require_user(request)
     settings = env_of(request).settings
     base = settings.public_base_url
-    return await render(request, "integrations.html", {
-        "base_url": base,
-        "sxcu_url": "/api/sharex.sxcu",
-        "flameshot_script": flameshot_script(settings),
-        "flameshot_script_url": "/integrations/flameshot.sh",
-        "curl_line": f'curl -H "Authorization: Bearer ih_YOUR_KEY" -F "file=@screenshot.png" "{base}/api/upload?format=text"',
-    })
+    return await render(
+        request,
+        "integrations.html",
+        {
+            "base_url": base,
+            "sxcu_url": "/api/sharex.sxcu",
+            "flameshot_script": flameshot_script(settings),
+            "flameshot_script_url": "/integrations/flameshot.sh",
+            "curl_line": (
+                f'curl -H "Authorization: Bearer ih_YOUR_KEY" -F "file=@screenshot.png" "{base}/api/upload?format=text"'
+            ),
+        },
+    )
 
 
 async def flameshot_download(request: web.Request) -> web.Response:

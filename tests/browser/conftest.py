@@ -39,8 +39,15 @@ def browser_type_launch_args() -> dict[str, Any]:
         pytest.skip(message)
     return {
         "executable_path": CHROMIUM,
-        "args": ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
     }
 
 
@@ -111,33 +118,53 @@ def _serve(kind: str, request, tmp_path_factory, extra_env: dict[str, str] | Non
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
-    env.update({
-        "PYTHONPATH": str(ROOT), "HOST": "127.0.0.1", "PORT": str(port), "PUBLIC_BASE_URL": base,
-        "SECRET_KEY": "browser-secret-" + "b" * 40, "DATA_DIR": str(tmp / "data"),
-        "DATABASE_URL": f"sqlite:///{tmp / 'imagehost.db'}", "LOCAL_STORAGE_PATH": str(tmp / "images"),
-        "BCRYPT_ROUNDS": "4", "MAX_UPLOAD_MB": "1", "LOG_LEVEL": "WARNING", "GC_INTERVAL_SECONDS": "0",
-    })
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "PUBLIC_BASE_URL": base,
+            "SECRET_KEY": "browser-secret-" + "b" * 40,
+            "DATA_DIR": str(tmp / "data"),
+            "DATABASE_URL": f"sqlite:///{tmp / 'imagehost.db'}",
+            "LOCAL_STORAGE_PATH": str(tmp / "images"),
+            "BCRYPT_ROUNDS": "4",
+            "MAX_UPLOAD_MB": "1",
+            "LOG_LEVEL": "WARNING",
+            "GC_INTERVAL_SECONDS": "0",
+        }
+    )
     env.update(extra_env or {})
     bucket, s3 = "", None
     if kind == "s3":
         endpoint = request.getfixturevalue("moto_endpoint")
         s3 = request.getfixturevalue("s3_admin")
         bucket = "ih-browser-" + secrets.token_hex(4)
-        env.update({
-            "STORAGE_BACKEND": "s3", "S3_ENDPOINT_URL": endpoint, "S3_REGION": "us-east-1",
-            "R2_ACCESS_KEY_ID": S3_KEY_ID, "R2_SECRET_ACCESS_KEY": S3_SECRET, "R2_BUCKET_NAME": bucket,
-            "R2_PUBLIC_URL": f"{endpoint}/{bucket}",
-        })
+        env.update(
+            {
+                "STORAGE_BACKEND": "s3",
+                "S3_ENDPOINT_URL": endpoint,
+                "S3_REGION": "us-east-1",
+                "R2_ACCESS_KEY_ID": S3_KEY_ID,
+                "R2_SECRET_ACCESS_KEY": S3_SECRET,
+                "R2_BUCKET_NAME": bucket,
+                "R2_PUBLIC_URL": f"{endpoint}/{bucket}",
+            }
+        )
     cmd = [sys.executable, "-m", "imagehost"]
     for step in (["migrate"], ["storage-setup"]):
         subprocess.run(cmd + step, env=env, cwd=tmp, check=True, capture_output=True, timeout=60)
     if kind == "s3":  # images are public-read through R2_PUBLIC_URL in production
-        s3.put_bucket_policy(Bucket=bucket, Policy=(
-            '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*",'
-            f'"Action":"s3:GetObject","Resource":"arn:aws:s3:::{bucket}/*"}}]}}'))
+        s3.put_bucket_policy(
+            Bucket=bucket,
+            Policy=(
+                '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*",'
+                f'"Action":"s3:GetObject","Resource":"arn:aws:s3:::{bucket}/*"}}]}}'
+            ),
+        )
     log = tmp / "server.log"
     with open(log, "wb") as fh:
-        proc = subprocess.Popen(cmd + ["serve"], env=env, cwd=tmp, stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([*cmd, "serve"], env=env, cwd=tmp, stdout=fh, stderr=subprocess.STDOUT)
     try:
         _wait_healthy(base, proc, log)
         yield LiveServer(base, kind, tmp / "imagehost.db", tmp / "images", bucket, s3, 1)

@@ -98,8 +98,9 @@ def test_full_journey(browser: Browser, live_server, artifacts):
 
     # 1. the file chooser
     chosen = png_bytes(48)
-    page.set_input_files("[data-testid=upload-input]",
-                         files=[{"name": "chosen.png", "mimeType": "image/png", "buffer": chosen}])
+    page.set_input_files(
+        "[data-testid=upload-input]", files=[{"name": "chosen.png", "mimeType": "image/png", "buffer": chosen}]
+    )
     expect(page.locator("[data-testid=tile]")).to_have_count(1)
     # 2. a dispatched drop with a real DataTransfer
     dropped = png_bytes(40)
@@ -153,18 +154,22 @@ def test_progress_is_visible_while_uploading(browser: Browser, live_server, arti
     register(page, "slow_" + secrets.token_hex(3))
     cdp = ctx.new_cdp_session(page)
     cdp.send("Network.enable")
-    cdp.send("Network.emulateNetworkConditions",
-             {"offline": False, "latency": 20, "downloadThroughput": -1, "uploadThroughput": 64 * 1024})
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 20, "downloadThroughput": -1, "uploadThroughput": 64 * 1024},
+    )
     big = png_bytes(420, noise=True)  # ~530 KB: several seconds at 64 KB/s
     assert len(big) < live_server.max_upload_mb * 1024 * 1024
-    page.set_input_files("[data-testid=upload-input]",
-                         files=[{"name": "slow.png", "mimeType": "image/png", "buffer": big}])
+    page.set_input_files(
+        "[data-testid=upload-input]", files=[{"name": "slow.png", "mimeType": "image/png", "buffer": big}]
+    )
     progress = page.get_by_test_id("upload-progress").first
-    page.wait_for_function(
-        "el => el.value > 0 && el.value < el.max", arg=progress.element_handle(), timeout=20_000)
+    page.wait_for_function("el => el.value > 0 && el.value < el.max", arg=progress.element_handle(), timeout=20_000)
     page.screenshot(path=str(artifacts / f"upload-in-progress-{live_server.storage_kind}.png"))
-    cdp.send("Network.emulateNetworkConditions",
-             {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
     expect(page.locator("[data-testid=tile]")).to_have_count(1, timeout=30_000)
     ctx.close()
 
@@ -175,20 +180,27 @@ def test_too_big_and_non_image_show_their_errors(browser: Browser, live_server):
     register(page, "errors_" + secrets.token_hex(3))
     before = live_server.objects()
     too_big = b"\x89PNG\r\n\x1a\n" + os.urandom(int(live_server.max_upload_mb * 1024 * 1024) + 10)
-    page.set_input_files("[data-testid=upload-input]", files=[
-        {"name": "huge.png", "mimeType": "image/png", "buffer": too_big},
-        {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"just some text"},
-    ])
+    page.set_input_files(
+        "[data-testid=upload-input]",
+        files=[
+            {"name": "huge.png", "mimeType": "image/png", "buffer": too_big},
+            {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"just some text"},
+        ],
+    )
     rows = page.get_by_test_id("upload-row")
     expect(rows).to_have_count(2)
     expect(rows.filter(has_text="huge.png").get_by_test_id("upload-status")).to_have_text(re.compile("Too big"))
     expect(rows.filter(has_text="notes.txt").get_by_test_id("upload-status")).to_have_text(
-        re.compile("Not a supported image"))
+        re.compile("Not a supported image")
+    )
     # a file that claims to be a PNG but is not: the server refuses it
-    page.set_input_files("[data-testid=upload-input]", files=[
-        {"name": "fake.png", "mimeType": "image/png", "buffer": b"<html><script>alert(1)</script></html>"}])
+    page.set_input_files(
+        "[data-testid=upload-input]",
+        files=[{"name": "fake.png", "mimeType": "image/png", "buffer": b"<html><script>alert(1)</script></html>"}],
+    )
     expect(rows.filter(has_text="fake.png").get_by_test_id("upload-status")).to_have_text(
-        re.compile("Not a supported image|not an? (allowed|supported)|type", re.I))
+        re.compile("Not a supported image|not an? (allowed|supported)|type", re.I)
+    )
     expect(page.locator("[data-testid=tile]")).to_have_count(0)
     assert live_server.objects() == before
     ctx.close()
@@ -206,8 +218,11 @@ def test_journey_without_javascript(browser: Browser, playwright, live_server):
     api = playwright.request.new_context(base_url=live_server.base_url)  # no cookies: a script
     token = api.post("/api/auth/login", data={"username": username, "password": "correct horse battery"})
     jwt = token.json()["access_token"]
-    resp = api.post("/api/upload", headers={"Authorization": f"Bearer {jwt}"},
-                    multipart={"file": {"name": "nojs.png", "mimeType": "image/png", "buffer": png_bytes(20)}})
+    resp = api.post(
+        "/api/upload",
+        headers={"Authorization": f"Bearer {jwt}"},
+        multipart={"file": {"name": "nojs.png", "mimeType": "image/png", "buffer": png_bytes(20)}},
+    )
     assert resp.status == 201, resp.text()
     image_id = resp.json()["id"]
     api.dispose()

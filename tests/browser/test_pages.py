@@ -23,8 +23,11 @@ def _upload_via_api(playwright, base_url: str, username: str, count: int) -> lis
     headers = {"Authorization": f"Bearer {token['access_token']}"}
     ids = []
     for i in range(count):
-        resp = api.post("/api/upload", headers=headers, multipart={
-            "file": {"name": f"bulk-{i:03}.png", "mimeType": "image/png", "buffer": png_bytes(8 + i % 7)}})
+        resp = api.post(
+            "/api/upload",
+            headers=headers,
+            multipart={"file": {"name": f"bulk-{i:03}.png", "mimeType": "image/png", "buffer": png_bytes(8 + i % 7)}},
+        )
         assert resp.status == 201, resp.text()
         ids.append(resp.json()["id"])
     api.dispose()

@@ -19,8 +19,10 @@ def test_gallery_screenshots(browser: Browser, local_server, artifacts, scheme):
     page = ctx.new_page()
     register(page, f"shots_{scheme}_" + secrets.token_hex(2))
     for i in range(5):
-        page.set_input_files("[data-testid=upload-input]", files=[
-            {"name": f"shot-{i}.png", "mimeType": "image/png", "buffer": png_bytes(60 + i * 10)}])
+        page.set_input_files(
+            "[data-testid=upload-input]",
+            files=[{"name": f"shot-{i}.png", "mimeType": "image/png", "buffer": png_bytes(60 + i * 10)}],
+        )
         expect(page.locator("[data-testid=tile]")).to_have_count(i + 1)
     for name, width in (("desktop", 1280), ("phone", 375)):
         page.set_viewport_size({"width": width, "height": 900})

@@ -20,8 +20,9 @@ def test_network_lost_then_retry_succeeds(browser: Browser, local_server):
     register(page, "offline_" + secrets.token_hex(3))
     before = local_server.objects()
     ctx.set_offline(True)
-    page.set_input_files("[data-testid=upload-input]", files=[
-        {"name": "flaky.png", "mimeType": "image/png", "buffer": png_bytes(30)}])
+    page.set_input_files(
+        "[data-testid=upload-input]", files=[{"name": "flaky.png", "mimeType": "image/png", "buffer": png_bytes(30)}]
+    )
     row = page.get_by_test_id("upload-row").filter(has_text="flaky.png")
     expect(row.get_by_test_id("upload-status")).to_have_text(re.compile("Network lost"))
     expect(row.get_by_test_id("upload-retry")).to_be_visible()
@@ -40,18 +41,23 @@ def test_full_quota_is_said_in_plain_words_and_leaves_nothing(browser: Browser, 
     register(page, username)
     first = png_bytes(100, noise=True)  # ~30 KB of the 40 KB allowed
     assert 20_000 < len(first) < 40 * 1024
-    page.set_input_files("[data-testid=upload-input]", files=[
-        {"name": "fits.png", "mimeType": "image/png", "buffer": first}])
+    page.set_input_files(
+        "[data-testid=upload-input]", files=[{"name": "fits.png", "mimeType": "image/png", "buffer": first}]
+    )
     expect(page.locator("[data-testid=tile]")).to_have_count(1)
     objects = quota_server.objects()
-    page.set_input_files("[data-testid=upload-input]", files=[
-        {"name": "overflow.png", "mimeType": "image/png", "buffer": png_bytes(100, noise=True)}])
+    page.set_input_files(
+        "[data-testid=upload-input]",
+        files=[{"name": "overflow.png", "mimeType": "image/png", "buffer": png_bytes(100, noise=True)}],
+    )
     row = page.get_by_test_id("upload-row").filter(has_text="overflow.png")
     expect(row.get_by_test_id("upload-status")).to_have_text("Storage quota full")
     expect(page.locator("[data-testid=tile]")).to_have_count(1)
     assert quota_server.objects() == objects
     rows = quota_server.rows(
         "SELECT count(*), max(u.storage_used_bytes) FROM images i JOIN users u ON u.id = i.owner_id "
-        "WHERE u.username = ?", username)
+        "WHERE u.username = ?",
+        username,
+    )
     assert rows == [(1, len(first))]  # one image, and only its bytes count
     ctx.close()
