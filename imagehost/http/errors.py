@@ -1,4 +1,4 @@
-"""One envelope for every error: JSON `{"error", "detail"}` under /api (or when the
+"""One envelope for every error: JSON `{"error", "code", "detail"}` under /api (or when the
 client asks for JSON), an error page otherwise. No stack trace ever reaches a client."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from ..errors import AppError
 from ..storage import InvalidKey, StorageError
-from ..typedefs import REQUEST_ID
+from ..typedefs import REQUEST_ID, Handler
 from ..web.context import render
 
 _TITLES = {
@@ -39,11 +39,25 @@ def wants_json(request: web.Request) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
+# The codes of errors aiohttp raises itself (routing, body size).
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "file_too_large"}
+
+
+def envelope(message: str, code: str, detail: Any = None) -> dict[str, Any]:
+    """The JSON error shape, everywhere: `{"error", "code", "detail"}`."""
+    return {"error": message, "code": code, "detail": detail}
+
+
 async def error_response(
-    request: web.Request, status: int, message: str, detail: Any = None, headers: dict[str, str] | None = None
+    request: web.Request,
+    status: int,
+    message: str,
+    code: str,
+    detail: Any = None,
+    headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
     if wants_json(request):
-        return web.json_response({"error": message, "detail": detail}, status=status, headers=headers)
+        return web.json_response(envelope(message, code, detail), status=status, headers=headers)
     try:
         resp = await render(
             request, "error.html", {"status": status, "title": _TITLES.get(status, "Error"), "message": message}, status
@@ -62,11 +76,11 @@ def _is_db_down(exc: Exception) -> bool:
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except AppError as exc:
-        return await error_response(request, exc.status, exc.message, exc.detail, exc.headers)
+        return await error_response(request, exc.status, exc.message, exc.code, exc.detail, exc.headers)
     except web.HTTPRedirection:
         raise
     except web.HTTPException as exc:
@@ -74,17 +88,19 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
             raise
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After", "WWW-Authenticate")}
         message = exc.reason.lower() if exc.status != 413 else "file too large"
-        return await error_response(request, exc.status, message, None, headers)
+        code = _HTTP_CODES.get(exc.status, "bad_request")
+        return await error_response(request, exc.status, message, code, None, headers)
     except InvalidKey:
-        return await error_response(request, 404, "not found")
+        return await error_response(request, 404, "not found", "not_found")
     except StorageError as exc:
         logger.bind(request_id=request.get(REQUEST_ID)).warning("storage unavailable: {}", exc)
-        return await error_response(request, 503, "storage unavailable")
+        return await error_response(request, 503, "storage unavailable", "storage_unavailable")
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception as exc:
+        request_id = request.get(REQUEST_ID)
         if _is_db_down(exc):
-            logger.bind(request_id=request.get(REQUEST_ID)).warning("database unavailable: {}", type(exc).__name__)
-            return await error_response(request, 503, "database unavailable")
-        logger.bind(request_id=request.get(REQUEST_ID)).opt(exception=exc).error("unhandled error")
-        return await error_response(request, 500, "internal error", {"request_id": request.get(REQUEST_ID)})
+            logger.bind(request_id=request_id).warning("database unavailable: {}", type(exc).__name__)
+            return await error_response(request, 503, "database unavailable", "database_unavailable")
+        logger.bind(request_id=request_id).opt(exception=exc).error("unhandled error")
+        return await error_response(request, 500, "internal error", "internal_error", {"request_id": request_id})
