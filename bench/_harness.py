@@ -183,21 +183,16 @@ def _nothing(value):
 
 
 async def _make_user(env: dict[str, str]) -> tuple[str, str]:
-    from imagehost.accounts import apikeys
-    from imagehost.accounts.service import register_user
+    from imagehost.accounts.service import create_api_key, register_user
+    from imagehost.cli import cli_env
     from imagehost.config import load_settings
-    from imagehost.db import create_engine, transaction
 
     settings = load_settings(
         _env_file=None, database_url=env["DATABASE_URL"], secret_key=SECRET, bcrypt_rounds=4, data_dir=env["DATA_DIR"]
     )
-    engine = create_engine(settings)
-    try:
-        user = await register_user(engine, settings, "bench", "bench@example.com", "correct horse battery")
-        async with transaction(engine) as conn:
-            _k, secret = await apikeys.create_key(conn, user.id, "bench")
-    finally:
-        await engine.dispose()
+    async with cli_env(settings) as ienv:
+        user = await register_user(ienv, "bench", "bench@example.com", "correct horse battery")
+        _k, secret = await create_api_key(ienv, user.id, "bench")
     return user.id, secret
 
 

@@ -14,23 +14,21 @@ from aiohttp_session import session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from loguru import logger
 
-from . import db, health
-from .accounts import api as accounts_api
-from .accounts import pages as accounts_pages
+from . import db
 from .accounts.identity import SESSION_COOKIE, identity_middleware
 from .config import Settings
+from .env import Env
 from .http.access import access_log_middleware
 from .http.csrf import csrf_middleware
 from .http.errors import error_middleware
 from .http.forwarded import client_address_middleware
 from .http.headers import security_headers_middleware
-from .images import api as images_api
-from .images import serve as images_serve
 from .images import sweep
-from .storage import StorageError, open_storage
-from .typedefs import ASSETS, ENGINE, SETTINGS, STORAGE
-from .web import pages as web_pages
-from .web.assets import TEMPLATES_DIR, Assets, static_handler
+from .images.files import ActiveKeys
+from .routes import AbsoluteUrls, setup_routes
+from .storage import StorageError, app_routes, open_storage
+from .typedefs import ACTIVE_KEYS, ASSETS, ENGINE, ENV, SETTINGS, STORAGE
+from .web.assets import TEMPLATES_DIR, Assets
 
 
 class StartupError(Exception):
@@ -52,24 +50,16 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[ASSETS] = Assets()
-    aiohttp_jinja2.setup(
-        app,
-        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
-        autoescape=True,
-    )
+    app[ACTIVE_KEYS] = ActiveKeys()
+    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
 
     # External resources, in the order they depend on each other.
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(storage_ctx)
+    app.cleanup_ctx.append(env_ctx)
     app.cleanup_ctx.append(sweep_ctx)
 
-    app.router.add_get("/api/health", health.health)
-    app.router.add_get("/static/{name:.+}", static_handler)
-    accounts_api.setup_routes(app)
-    accounts_pages.setup_routes(app)
-    images_api.setup_routes(app)
-    images_serve.setup_routes(app)
-    web_pages.setup_routes(app)
+    setup_routes(app, app_routes(settings))
     return app
 
 
@@ -109,8 +99,7 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     async with AsyncExitStack() as stack:
         storage = await open_storage(settings, stack)
-        if settings.storage_backend == "local":
-            await storage.setup()
+        await storage.start()
         try:
             await asyncio.wait_for(storage.check(), 10)
         except (TimeoutError, StorageError, OSError) as exc:
@@ -119,13 +108,16 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def env_ctx(app: web.Application) -> AsyncIterator[None]:
+    """What the services work with, once the engine and the storage are up."""
+    settings = app[SETTINGS]
+    app[ENV] = Env(app[ENGINE], app[STORAGE], settings, AbsoluteUrls(app.router, settings.public_base_url))
+    yield
+
+
 async def sweep_ctx(app: web.Application) -> AsyncIterator[None]:
     interval = app[SETTINGS].gc_interval_seconds
-    task = (
-        asyncio.create_task(sweep.run_periodically(app[ENGINE], app[STORAGE], app[SETTINGS], interval))
-        if interval
-        else None
-    )
+    task = asyncio.create_task(sweep.run_periodically(app[ENV], interval)) if interval else None
     yield
     if task is not None:
         task.cancel()

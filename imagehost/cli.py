@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import getpass
 import sys
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from urllib.parse import urlsplit
 
 from loguru import logger
 
 from .config import ConfigError, Settings, load_settings
+from .env import Env
 from .logs import setup_logging
 
 
@@ -79,19 +81,32 @@ def cmd_storage_setup(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_gc(settings: Settings, args: argparse.Namespace) -> int:
+@asynccontextmanager
+async def cli_env(settings: Settings) -> AsyncIterator[Env]:
+    """What the services work with, outside the server: the engine, the storage, and
+    absolute URLs built from the same route table."""
+    from .app import create_app
     from .db import create_engine
+    from .routes import AbsoluteUrls
+    from .storage import open_storage
+
+    engine = create_engine(settings)
+    try:
+        async with AsyncExitStack() as stack:
+            storage = await open_storage(settings, stack)
+            urls = AbsoluteUrls(create_app(settings).router, settings.public_base_url)
+            yield Env(engine, storage, settings, urls)
+    finally:
+        await engine.dispose()
+
+
+def cmd_gc(settings: Settings, args: argparse.Namespace) -> int:
     from .images.sweep import sweep
-    from .storage import StorageError, open_storage
+    from .storage import StorageError
 
     async def run() -> dict[str, int]:
-        engine = create_engine(settings)
-        try:
-            async with AsyncExitStack() as stack:
-                storage = await open_storage(settings, stack)
-                return await sweep(engine, storage, settings)
-        finally:
-            await engine.dispose()
+        async with cli_env(settings) as env:
+            return await sweep(env)
 
     try:
         result = asyncio.run(run())
@@ -105,21 +120,18 @@ def cmd_gc(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
     from .accounts.service import RegistrationError, register_user
-    from .db import create_engine
+    from .accounts.store import User
 
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
 
-    async def run():
-        engine = create_engine(settings)
-        try:
-            return await register_user(engine, settings, args.username, args.email, password)
-        finally:
-            await engine.dispose()
+    async def run() -> User:
+        async with cli_env(settings) as env:
+            return await register_user(env, args.username, args.email, password)
 
     try:
         user = asyncio.run(run())
     except RegistrationError as exc:
-        return _fail(f"{exc.field}: {exc.message}")
+        return _fail(exc.message)
     print(f"created user {user.username} ({user.id})")
     return 0
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, cast
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     @field_validator("allowed_image_types", mode="before")
     @classmethod
     def _types(cls, v: object) -> tuple[str, ...]:
-        items = [t.strip().lower() for t in v.split(",")] if isinstance(v, str) else list(v)  # type: ignore[arg-type]
+        items = [t.strip().lower() for t in v.split(",")] if isinstance(v, str) else list(cast("list[str]", v))
         items = [t for t in items if t]
         if not items:
             raise ValueError("must name at least one type")
@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _proxies(cls, v: object) -> tuple[str, ...]:
-        items = [t.strip() for t in v.split(",")] if isinstance(v, str) else list(v)  # type: ignore[arg-type]
+        items = [t.strip() for t in v.split(",")] if isinstance(v, str) else list(cast("list[str]", v))
         items = [t for t in items if t]
         for t in items:
             ipaddress.ip_network(t, strict=False)  # raises ValueError with a clear message
@@ -155,7 +155,7 @@ class Settings(BaseSettings):
         return self.database_url  # postgresql+psycopg:// is a yoyo backend too
 
 
-def _field_env_name(loc: tuple) -> str:
+def _field_env_name(loc: tuple[Any, ...]) -> str:
     return str(loc[0]).upper() if loc else "configuration"
 
 

@@ -8,12 +8,14 @@ production needs a single PostgreSQL client library. SQLite goes through aiosqli
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -28,9 +30,20 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def json_time(value: datetime) -> str:
+    """A timestamp column's value as JSON shows it: ISO 8601 in UTC, with a `Z`."""
+    return value.isoformat() + "Z"
+
+
 def new_id(nbytes: int = 12) -> str:
     """A random, URL-safe id: 96 bits by default."""
     return secrets.token_urlsafe(nbytes)
+
+
+def sha256_hex(secret: str) -> str:
+    """How a full-entropy secret (API key, deletion token, reset link) is stored: a fast
+    hash is right, since there is nothing to brute-force, and it is looked up by equality."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -60,7 +73,7 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
     (`engine.connect()`) stay deferred and never wait for a writer (WAL)."""
 
     @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_conn, _record) -> None:  # pragma: no cover - driver callback
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:  # pragma: no cover - driver callback
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA foreign_keys = ON")
@@ -70,7 +83,7 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         cur.close()
 
     @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn) -> None:  # pragma: no cover - driver callback
+    def _on_begin(conn: Any) -> None:  # pragma: no cover - driver callback
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
 
 

@@ -7,9 +7,13 @@ import json
 import logging
 import re
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TextIO
 
 from loguru import logger
+
+if TYPE_CHECKING:
+    from loguru import Message, Record
 
 # Anything that looks like a credential is replaced before a line is written.
 _SECRETS = [
@@ -60,8 +64,8 @@ class InterceptHandler(logging.Handler):
         logger.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
 
 
-def _json_sink(stream):
-    def sink(message) -> None:
+def _json_sink(stream: TextIO) -> Callable[[Message], None]:
+    def sink(message: Message) -> None:
         r = message.record
         out: dict[str, Any] = {
             "time": r["time"].isoformat(),
@@ -79,7 +83,7 @@ def _json_sink(stream):
     return sink
 
 
-def _text_format(record: dict[str, Any]) -> str:
+def _text_format(record: Record) -> str:
     extra = " ".join(f"{k}={v}" for k, v in record["extra"].items() if k not in ("method", "path", "status"))
     line = "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> <level>{level: <7}</level> {message}"
     if extra:
@@ -87,7 +91,7 @@ def _text_format(record: dict[str, Any]) -> str:
     return line + "\n{exception}"
 
 
-def setup_logging(level: str = "INFO", as_json: bool = False, stream=None) -> None:
+def setup_logging(level: str = "INFO", as_json: bool = False, stream: TextIO | None = None) -> None:
     stream = stream or sys.stderr
     logger.remove()
     logger.configure(patcher=_patch)  # type: ignore[arg-type]

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware as AiohttpMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .config import Settings
 
 if TYPE_CHECKING:
     from .accounts.identity import Identity
-    from .images.serve import ActiveKeys
+    from .env import Env
+    from .images.files import ActiveKeys
     from .storage import Storage
     from .web.assets import Assets
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = AiohttpMiddleware  # what `@web.middleware` makes
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 STORAGE: web.AppKey[Storage] = web.AppKey("storage")
+ENV: web.AppKey[Env] = web.AppKey("env")
 ASSETS: web.AppKey[Assets] = web.AppKey("assets")
 ACTIVE_KEYS: web.AppKey[ActiveKeys] = web.AppKey("active_keys")
 

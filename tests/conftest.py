@@ -29,13 +29,13 @@ import pytest
 from botocore.config import Config as BotoConfig
 from sqlalchemy import func, select
 
-from imagehost.accounts import apikeys
+from imagehost.accounts import store as apikeys
 from imagehost.accounts.service import register_user
 from imagehost.app import create_app
 from imagehost.config import Settings, load_settings
 from imagehost.db import apply_migrations, transaction
 from imagehost.tables import metadata
-from imagehost.typedefs import ENGINE, SETTINGS, STORAGE
+from imagehost.typedefs import ENGINE, ENV, STORAGE
 
 ALL_TIERS = ("sqlite-local", "sqlite-s3", "pg-local", "pg-s3")
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -244,7 +244,7 @@ def make_user(client):
         n = next(counter)
         username = username or f"user{n}_{secrets.token_hex(2)}"
         app = client.server.app
-        user = await register_user(app[ENGINE], app[SETTINGS], username, f"{username}@example.com", password)
+        user = await register_user(app[ENV], username, f"{username}@example.com", password)
         async with transaction(app[ENGINE]) as conn:
             _key, secret = await apikeys.create_key(conn, user.id, "tests")
         return Account(user.id, user.username, user.email, password, secret)

@@ -7,7 +7,8 @@ import re
 import pytest
 
 from imagehost.accounts import passwords
-from imagehost.accounts.users import get_login
+from imagehost.accounts.store import get_login
+from imagehost.errors import CODES
 from imagehost.typedefs import ENGINE
 
 from .accounts_helpers import ACCOUNT_TIERS, jwt_for
@@ -22,7 +23,8 @@ async def register(client, **changes):
 
 
 def assert_envelope(body: dict) -> None:
-    assert set(body) == {"error", "detail"} and isinstance(body["error"], str)
+    assert set(body) == {"error", "code", "detail"} and isinstance(body["error"], str)
+    assert body["code"] in CODES
 
 
 # --------------------------------------------------------------------------- register

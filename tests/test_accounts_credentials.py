@@ -35,7 +35,7 @@ async def me_status(client, token: str) -> int:
     resp = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
     if resp.status == 401:
         assert resp.headers["WWW-Authenticate"] == "Bearer"
-        assert set(await resp.json()) == {"error", "detail"}
+        assert set(await resp.json()) == {"error", "code", "detail"}
     return resp.status
 
 

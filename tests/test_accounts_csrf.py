@@ -122,7 +122,7 @@ async def test_csrf_refusal_under_api_is_the_json_envelope(client, backend, make
     resp = await client.post("/api/keys", json={"name": "x"})
     assert resp.status == 403
     body = await resp.json()
-    assert set(body) == {"error", "detail"} and "CSRF" in body["error"]
+    assert set(body) == {"error", "code", "detail"} and "CSRF" in body["error"]
 
 
 async def test_bearer_calls_without_a_cookie_are_exempt(client, backend, make_user, db_count):

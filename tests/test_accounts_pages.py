@@ -393,7 +393,7 @@ async def test_closed_registration_refuses_the_api_with_403(client, backend, db_
         json={"username": "late", "email": "late@example.com", "password": "correct horse battery"},
     )
     assert resp.status == 403
-    assert await resp.json() == {"error": "registration is closed", "detail": None}
+    assert await resp.json() == {"error": "registration is closed", "code": "registration_closed", "detail": None}
     assert await db_count("users") == 0
 
 

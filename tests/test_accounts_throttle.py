@@ -48,7 +48,7 @@ async def test_ten_failures_for_a_username_answer_429_with_retry_after(client, b
     assert resp.status == 429
     retry = int(resp.headers["Retry-After"])
     assert 1 <= retry <= 15 * 60
-    assert set(body) == {"error", "detail"} and body["detail"]["retry_after"] == retry
+    assert set(body) == {"error", "code", "detail"} and body["detail"]["retry_after"] == retry
     assert "access_token" not in body
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from imagehost.integrations.flameshot import flameshot_script
+from imagehost.integrations.service import flameshot_script
 
 from .test_upload_support import image_bytes, snapshot
 

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 from imagehost.app import create_app
 from imagehost.storage import StorageError
-from imagehost.typedefs import ENGINE, STORAGE
+from imagehost.typedefs import ENGINE, ENV, STORAGE
 
 
 async def test_health_reports_database_and_storage_ok(client, backend):
@@ -21,7 +23,7 @@ async def test_health_names_the_database_when_it_is_down(client, backend):
     bad = create_engine(
         backend.settings.model_copy(update={"database_url": "postgresql+psycopg://nobody@127.0.0.1:1/none"})
     )
-    client.server.app._state[ENGINE] = bad
+    client.server.app._state[ENV] = replace(client.server.app[ENV], engine=bad)
     try:
         resp = await client.get("/api/health")
         body = await resp.json()
@@ -29,7 +31,7 @@ async def test_health_names_the_database_when_it_is_down(client, backend):
         assert body["database"] == "unavailable" and body["storage"] == "ok"
         assert body["error"] == "database unavailable"
     finally:
-        client.server.app._state[ENGINE] = engine
+        client.server.app._state[ENV] = replace(client.server.app[ENV], engine=engine)
         await bad.dispose()
 
 
@@ -42,7 +44,7 @@ class _DownStorage:
 
 async def test_health_names_storage_when_it_is_down(client, backend):
     real = client.server.app[STORAGE]
-    client.server.app._state[STORAGE] = _DownStorage()
+    client.server.app._state[ENV] = replace(client.server.app[ENV], storage=_DownStorage())
     try:
         resp = await client.get("/api/health")
         body = await resp.json()
@@ -50,7 +52,7 @@ async def test_health_names_storage_when_it_is_down(client, backend):
         assert body["storage"] == "unavailable" and body["database"] == "ok"
         assert "connection refused" not in await resp.text()  # the reason stays in the log
     finally:
-        client.server.app._state[STORAGE] = real
+        client.server.app._state[ENV] = replace(client.server.app[ENV], storage=real)
 
 
 async def test_factory_builds_the_same_app_for_every_tier(backend):
@@ -66,16 +68,16 @@ async def test_requests_get_a_503_envelope_while_the_database_is_down(client, ba
     bad = create_engine(
         backend.settings.model_copy(update={"database_url": "postgresql+psycopg://nobody@127.0.0.1:1/none"})
     )
-    client.server.app._state[ENGINE] = bad
+    client.server.app._state[ENV] = replace(client.server.app[ENV], engine=bad)
     try:
         resp = await client.get("/api/images/", headers=account.auth)
         assert resp.status == 503
-        assert await resp.json() == {"error": "database unavailable", "detail": None}
+        assert await resp.json() == {"error": "database unavailable", "code": "database_unavailable", "detail": None}
         page = await client.get("/login", headers={"Accept": "text/html"})
         assert page.status in (200, 503)  # the login page itself needs no database
         assert "Traceback" not in await page.text()
     finally:
-        client.server.app._state[ENGINE] = engine
+        client.server.app._state[ENV] = replace(client.server.app[ENV], engine=engine)
         await bad.dispose()
     resp = await client.get("/api/images/", headers=account.auth)
     assert resp.status == 200  # and it recovers once the database is back

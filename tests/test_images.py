@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 import pytest
 
 from imagehost.images import sweep
 from imagehost.storage import StorageError
-from imagehost.typedefs import ENGINE, SETTINGS, STORAGE
+from imagehost.typedefs import ENGINE, ENV, STORAGE
 
 from .test_upload_support import error_of, image_bytes, snapshot, uploaded, used_bytes
 
@@ -88,18 +89,18 @@ async def test_delete_when_storage_fails_hides_the_image_now_and_the_sweep_remov
         async def delete(self, key):
             raise StorageError("storage down")
 
-    app._state[STORAGE] = NoDelete()
+    app._state[ENV] = replace(app[ENV], storage=NoDelete())
     try:
         assert (await client.delete(f"/api/images/{img['id']}", headers=user.auth)).status == 204
     finally:
-        app._state[STORAGE] = real
+        app._state[ENV] = replace(app[ENV], storage=real)
     listing = await (await client.get("/api/images/", headers=user.auth)).json()
     assert listing["total"] == 0 and listing["images"] == []
     assert await used_bytes(client, user.id) == 0
     snap = await snapshot(client, backend)
     assert snap.images == 0 and snap.orphans == 1 and len(snap.objects) == 1
     # The tombstone waits a little (the request's own delete may still be running) ...
-    assert (await sweep.sweep(app[ENGINE], real, app[SETTINGS]))["orphans_removed"] == 0
+    assert (await sweep.sweep(app[ENV]))["orphans_removed"] == 0
     from sqlalchemy import update
 
     from imagehost.tables import storage_orphans
@@ -108,7 +109,7 @@ async def test_delete_when_storage_fails_hides_the_image_now_and_the_sweep_remov
         from imagehost.db import utcnow
 
         await conn.execute(update(storage_orphans).values(next_attempt_at=utcnow()))
-    assert (await sweep.sweep(app[ENGINE], real, app[SETTINGS]))["orphans_removed"] == 1
+    assert (await sweep.sweep(app[ENV]))["orphans_removed"] == 1
     snap = await snapshot(client, backend)
     assert (snap.objects, snap.orphans) == (frozenset(), 0)
 

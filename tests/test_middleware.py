@@ -15,14 +15,15 @@ pytestmark = pytest.mark.tiers("sqlite-local", "pg-local")
 async def test_unknown_api_path_gets_the_json_envelope(client):
     resp = await client.get("/api/does-not-exist")
     assert resp.status == 404
-    assert await resp.json() == {"error": "not found", "detail": None}
+    assert await resp.json() == {"error": "not found", "code": "not_found", "detail": None}
 
 
 async def test_wrong_method_gets_405_in_the_envelope(client):
     resp = await client.delete("/api/health")
     assert resp.status == 405
     body = await resp.json()
-    assert set(body) == {"error", "detail"}
+    assert set(body) == {"error", "code", "detail"}
+    assert body["code"] == "method_not_allowed"
     assert "GET" in resp.headers["Allow"]
 
 

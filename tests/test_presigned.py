@@ -14,7 +14,7 @@ from sqlalchemy import update
 from imagehost.db import utcnow
 from imagehost.images import sweep
 from imagehost.tables import images
-from imagehost.typedefs import ENGINE, SETTINGS, STORAGE
+from imagehost.typedefs import ENGINE, ENV, STORAGE
 
 from .test_upload_support import error_of, image_bytes, snapshot, used_bytes
 
@@ -207,7 +207,7 @@ async def test_an_unconfirmed_upload_is_swept_with_its_object_and_quota(client, 
     app = client.server.app
     async with app[ENGINE].begin() as conn:
         await conn.execute(update(images).values(expires_at=utcnow() - timedelta(seconds=1)))
-    result = await sweep.sweep(app[ENGINE], app[STORAGE], app[SETTINGS])
+    result = await sweep.sweep(app[ENV])
     assert result["pending_removed"] == 1 and result["orphans_removed"] == 2
     after = await snapshot(client, backend)
     assert (after.objects, after.images, after.orphans) == (frozenset(), 0, 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -13,7 +14,7 @@ from imagehost.db import new_id, transaction, utcnow
 from imagehost.images import store, sweep
 from imagehost.storage import StorageError
 from imagehost.tables import storage_orphans, users
-from imagehost.typedefs import ENGINE, SETTINGS, STORAGE
+from imagehost.typedefs import ENGINE, ENV, STORAGE
 
 from .test_upload_support import image_bytes, snapshot, uploaded, used_bytes
 
@@ -51,13 +52,13 @@ async def test_sweep_removes_expired_pending_uploads_with_objects_and_quota(clie
     for _ in range(3):
         await _stranded_upload(app, user.id)
     assert len(backend.objects()) == 5
-    result = await sweep.sweep(app[ENGINE], app[STORAGE], app[SETTINGS])
+    result = await sweep.sweep(app[ENV])
     assert result == {"pending_removed": 3, "orphans_removed": 3, "orphans_failed": 0}
     snap = await snapshot(client, backend)
     assert snap.objects == {kept["public_url"].rsplit("/", 1)[-1], live}
     assert snap.images == 2 and snap.orphans == 0
     assert await used_bytes(client, user.id) == kept["size_bytes"] + 1000
-    assert await sweep.sweep(app[ENGINE], app[STORAGE], app[SETTINGS]) == {
+    assert await sweep.sweep(app[ENV]) == {
         "pending_removed": 0,
         "orphans_removed": 0,
         "orphans_failed": 0,
@@ -76,17 +77,17 @@ async def test_failed_orphan_deletes_back_off_and_are_retried(client, backend, m
         async def delete(self, key):
             raise StorageError("down")
 
-    result = await sweep.sweep(app[ENGINE], Down(), app[SETTINGS])
+    result = await sweep.sweep(replace(app[ENV], storage=Down()))
     assert result == {"pending_removed": 1, "orphans_removed": 0, "orphans_failed": 1}
     async with app[ENGINE].connect() as conn:
         ((attempts, next_at),) = (
             await conn.execute(select(storage_orphans.c.attempts, storage_orphans.c.next_attempt_at))
         ).all()
     assert attempts == 1 and next_at > utcnow()
-    assert (await sweep.sweep(app[ENGINE], real, app[SETTINGS]))["orphans_removed"] == 0  # not due yet
+    assert (await sweep.sweep(app[ENV]))["orphans_removed"] == 0  # not due yet
     async with app[ENGINE].begin() as conn:
         await conn.execute(update(storage_orphans).values(next_attempt_at=utcnow()))
-    assert (await sweep.sweep(app[ENGINE], real, app[SETTINGS]))["orphans_removed"] == 1
+    assert (await sweep.sweep(app[ENV]))["orphans_removed"] == 1
     snap = await snapshot(client, backend)
     assert (snap.objects, snap.images, snap.orphans) == (frozenset(), 0, 0)
 
@@ -106,7 +107,7 @@ async def test_concurrent_sweeps_act_once_on_each_row_and_object(client, backend
             await asyncio.sleep(0.01)
             await real.delete(key)
 
-    results = await asyncio.gather(*(sweep.sweep(app[ENGINE], Counting(), app[SETTINGS]) for _ in range(4)))
+    results = await asyncio.gather(*(sweep.sweep(replace(app[ENV], storage=Counting())) for _ in range(4)))
     assert sum(r["pending_removed"] for r in results) == 12
     assert sum(r["orphans_removed"] for r in results) == 12
     assert set(deletes) == set(keys) and set(deletes.values()) == {1}

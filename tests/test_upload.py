@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import replace
 
 import pytest
 from sqlalchemy.exc import OperationalError
 
 from imagehost.images import store
-from imagehost.images.uploads import clean_filename
+from imagehost.images.service import clean_filename
 from imagehost.storage import StorageError
 from imagehost.tables import images
-from imagehost.typedefs import ENGINE, STORAGE
+from imagehost.typedefs import ENGINE, ENV, STORAGE
 
 from .test_upload_support import (
     EXT,
@@ -327,11 +328,11 @@ async def test_storage_failing_mid_upload_answers_503_and_leaves_nothing(client,
     before = await snapshot(client, backend)
     app = client.server.app
     real = app[STORAGE]
-    app._state[STORAGE] = FailingStorage(real)
+    app._state[ENV] = replace(app[ENV], storage=FailingStorage(real))
     try:
         resp = await upload(client, user, image_bytes("PNG", (400, 400), noise=True))
     finally:
-        app._state[STORAGE] = real
+        app._state[ENV] = replace(app[ENV], storage=real)
     assert resp.status == 503
     assert error_of(await resp.json()) == "storage unavailable"
     assert await snapshot(client, backend) == before
@@ -352,11 +353,11 @@ async def test_s3_unreachable_during_upload_answers_503_and_leaves_nothing(clien
     real = app[STORAGE]
     dead_settings = backend.settings.model_copy(update={"s3_endpoint_url": f"http://127.0.0.1:{free_port()}"})
     async with AsyncExitStack() as stack:
-        app._state[STORAGE] = await S3Storage.open(dead_settings, stack)
+        app._state[ENV] = replace(app[ENV], storage=await S3Storage.open(dead_settings, stack))
         try:
             resp = await upload(client, user, image_bytes())
         finally:
-            app._state[STORAGE] = real
+            app._state[ENV] = replace(app[ENV], storage=real)
     assert resp.status == 503
     after = await snapshot(client, backend)
     assert (after.objects, after.images, after.used) == (before.objects, before.images, before.used)

@@ -14,6 +14,7 @@ import aiohttp
 from PIL import Image, features
 from sqlalchemy import func, select
 
+from imagehost.errors import CODES
 from imagehost.tables import images, storage_orphans, users
 from imagehost.typedefs import ENGINE
 
@@ -96,5 +97,6 @@ async def used_bytes(client, user_id: str) -> int:
 
 
 def error_of(body: dict) -> str:
-    assert set(body) == {"error", "detail"}, body
+    assert set(body) == {"error", "code", "detail"}, body
+    assert body["code"] in CODES, body
     return body["error"]

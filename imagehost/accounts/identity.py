@@ -14,12 +14,11 @@ from urllib.parse import quote
 from aiohttp import web
 from aiohttp_session import get_session, new_session
 
-from ..db import new_id, transaction, utcnow
+from ..db import new_id, utcnow
 from ..errors import Unauthorized
-from ..typedefs import ENGINE, IDENTITY, SETTINGS
-from . import apikeys, tokens
-from .sessions import revoke, session_user
-from .users import User, get_user
+from ..typedefs import ENV, IDENTITY, Handler
+from . import service, tokens
+from .store import User, looks_like_key
 
 Method = Literal["session", "jwt", "apikey"]
 SESSION_COOKIE = "imagehost_session"
@@ -36,28 +35,22 @@ class Identity:
 
 
 async def identify(request: web.Request) -> Identity | None:
-    engine = request.app[ENGINE]
+    env = request.app[ENV]
     header = request.headers.get("Authorization")
     if header is not None:
         scheme, _, credential = header.partition(" ")
         credential = credential.strip()
         if scheme.lower() != "bearer" or not credential:
             raise Unauthorized("malformed Authorization header: use 'Bearer <key or token>'")
-        if apikeys.looks_like_key(credential):
-            async with engine.connect() as conn:
-                found = await apikeys.authenticate_key(conn, credential)
+        if looks_like_key(credential):
+            found = await service.user_for_key(env, credential)
             if found is None:
                 raise Unauthorized("invalid or revoked API key")
-            user, key_id, due = found
-            if due:
-                async with transaction(engine) as conn:
-                    await apikeys.touch_key(conn, key_id)
-            return Identity(user, "apikey", key_id)
-        user_id = tokens.decode_access_token(request.app[SETTINGS].secret_key, credential)
+            return Identity(found[0], "apikey", found[1])
+        user_id = tokens.decode_access_token(env.settings.secret_key, credential)
         if user_id is None:
             raise Unauthorized("invalid or expired token")
-        async with engine.connect() as conn:
-            user = await get_user(conn, user_id)
+        user = await service.user_by_id(env, user_id)
         if user is None:
             raise Unauthorized("invalid or expired token")
         return Identity(user, "jwt")
@@ -69,8 +62,7 @@ async def identify(request: web.Request) -> Identity | None:
         return None
     user = None
     if isinstance(user_id, str) and isinstance(sid, str):
-        async with engine.connect() as conn:
-            user = await session_user(conn, user_id, sid)
+        user = await service.session_user(env, user_id, sid)
     if user is None:  # the user is gone, or this session was logged out
         session.invalidate()
         return None
@@ -78,7 +70,7 @@ async def identify(request: web.Request) -> Identity | None:
 
 
 @web.middleware
-async def identity_middleware(request: web.Request, handler) -> web.StreamResponse:
+async def identity_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[IDENTITY] = None
     if not request.path.startswith(_ANONYMOUS_PREFIXES):
         request[IDENTITY] = await identify(request)
@@ -87,14 +79,15 @@ async def identity_middleware(request: web.Request, handler) -> web.StreamRespon
 
 def require_user(request: web.Request) -> User:
     """The caller, or 401 for the API and a redirect to the login page for HTML."""
-    identity = request.get(IDENTITY)
+    identity: Identity | None = request.get(IDENTITY)
     if identity is not None:
         return identity.user
     if request.path.startswith("/api/"):
-        raise Unauthorized()
+        raise Unauthorized(code="authentication_required")
+    login = str(request.app.router["login"].url_for())
     if request.method not in ("GET", "HEAD"):  # coming back to a POST-only URL would only 405
-        raise web.HTTPSeeOther("/login")
-    raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='/')}")
+        raise web.HTTPSeeOther(login)
+    raise web.HTTPSeeOther(f"{login}?next={quote(request.path_qs, safe='/')}")
 
 
 def current_user(request: web.Request) -> User | None:
@@ -126,8 +119,6 @@ async def log_out(request: web.Request) -> None:
     session = await get_session(request)
     sid = session.get("sid")
     if isinstance(sid, str) and sid:
-        now = utcnow()
         lifetime = timedelta(seconds=session.max_age or SESSION_MAX_AGE)
-        async with transaction(request.app[ENGINE]) as conn:
-            await revoke(conn, sid, now + lifetime, now)
+        await service.end_session(request.app[ENV], sid, utcnow() + lifetime)
     session.invalidate()

@@ -12,15 +12,14 @@ from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
 
-from ..db import transaction
-from ..errors import NotFound, TooManyRequests, Unauthorized
+from ..errors import TooManyRequests, Unauthorized
 from ..http.csrf import read_form
-from ..typedefs import CLIENT_ADDR, ENGINE, SETTINGS
-from ..web.context import render
-from . import apikeys, service
+from ..typedefs import CLIENT_ADDR, ENV
+from ..web.context import render, url
+from . import service
 from .identity import current_user, log_in, log_out, require_user
 
-HOME = "/gallery"
+HOME = "gallery"  # where a signed-in person lands
 NEXT_MAX = 2000
 
 
@@ -76,7 +75,7 @@ async def _login_page(
             "error": error,
             "next": next_path,
             "username": username,
-            "registration_open": request.app[SETTINGS].registration_open,
+            "registration_open": request.app[ENV].settings.registration_open,
         },
         status,
     )
@@ -85,7 +84,7 @@ async def _login_page(
 async def login_get(request: web.Request) -> web.Response:
     next_path = safe_next(request.query.get("next"))
     if current_user(request) is not None:
-        raise web.HTTPSeeOther(next_path or HOME)
+        raise web.HTTPSeeOther(next_path or url(request, HOME))
     return await _login_page(request, next_path=next_path)
 
 
@@ -95,9 +94,7 @@ async def login_post(request: web.Request) -> web.Response:
     username = form.get("username")
     shown = _echo(username, service.USERNAME_MAX)
     try:
-        user = await service.authenticate(
-            request.app[ENGINE], request.app[SETTINGS], username, form.get("password"), request[CLIENT_ADDR]
-        )
+        user = await service.authenticate(request.app[ENV], username, form.get("password"), request[CLIENT_ADDR])
     except service.FieldError:
         return await _login_page(
             request, next_path=next_path, username=shown, status=422, error="Enter your username and password."
@@ -116,13 +113,13 @@ async def login_post(request: web.Request) -> web.Response:
         response.headers["Retry-After"] = exc.headers["Retry-After"]
         return response
     await log_in(request, user)
-    raise web.HTTPSeeOther(next_path or HOME)
+    raise web.HTTPSeeOther(next_path or url(request, HOME))
 
 
 async def logout(request: web.Request) -> web.Response:
     await read_form(request)
     await log_out(request)
-    raise web.HTTPSeeOther("/")
+    raise web.HTTPSeeOther(url(request, "home"))
 
 
 # --------------------------------------------------------------------------- register
@@ -141,7 +138,7 @@ async def _register_page(
         {
             "errors": errors or {},
             "values": values or {},
-            "registration_open": request.app[SETTINGS].registration_open,
+            "registration_open": request.app[ENV].settings.registration_open,
         },
         status,
     )
@@ -149,13 +146,13 @@ async def _register_page(
 
 async def register_get(request: web.Request) -> web.Response:
     if current_user(request) is not None:
-        raise web.HTTPSeeOther(HOME)
-    return await _register_page(request, status=200 if request.app[SETTINGS].registration_open else 403)
+        raise web.HTTPSeeOther(url(request, HOME))
+    return await _register_page(request, status=200 if request.app[ENV].settings.registration_open else 403)
 
 
 async def register_post(request: web.Request) -> web.Response:
     form = await read_form(request)
-    settings = request.app[SETTINGS]
+    settings = request.app[ENV].settings
     if not settings.registration_open:
         return await _register_page(request, status=403)
     values = {
@@ -164,12 +161,12 @@ async def register_post(request: web.Request) -> web.Response:
     }
     try:
         user = await service.register_user(
-            request.app[ENGINE], settings, form.get("username"), form.get("email"), form.get("password")
+            request.app[ENV], form.get("username"), form.get("email"), form.get("password")
         )
     except service.RegistrationError as exc:
         return await _register_page(request, errors=exc.errors, values=values, status=exc.status)
     await log_in(request, user)
-    raise web.HTTPSeeOther(HOME)
+    raise web.HTTPSeeOther(url(request, HOME))
 
 
 # --------------------------------------------------------------------------- API keys
@@ -179,8 +176,7 @@ async def _keys_page(
     request: web.Request, *, new_key: dict[str, str] | None = None, error: str | None = None, status: int = 200
 ) -> web.Response:
     user = require_user(request)
-    async with request.app[ENGINE].connect() as conn:
-        keys = await apikeys.list_keys(conn, user.id)
+    keys = await service.list_api_keys(request.app[ENV], user.id)
     context: dict[str, Any] = {"keys": [k.to_json() for k in keys], "new_key": new_key, "error": error}
     return await render(request, "keys.html", context, status)
 
@@ -195,9 +191,8 @@ async def keys_post(request: web.Request) -> web.Response:
     try:
         name = service.clean_key_name(form.get("name"))
     except service.FieldError as exc:
-        return await _keys_page(request, error=f"Name: {exc.message}.", status=422)
-    async with transaction(request.app[ENGINE]) as conn:
-        key, secret = await apikeys.create_key(conn, user.id, name)
+        return await _keys_page(request, error=f"Name: {exc.reason}.", status=422)
+    key, secret = await service.create_api_key(request.app[ENV], user.id, name)
     # The only time the secret is ever shown; the page is sent with Cache-Control: no-store.
     return await _keys_page(request, new_key={"name": key.name, "secret": secret})
 
@@ -205,20 +200,5 @@ async def keys_post(request: web.Request) -> web.Response:
 async def keys_revoke(request: web.Request) -> web.Response:
     await read_form(request)
     user = require_user(request)
-    async with transaction(request.app[ENGINE]) as conn:
-        revoked = await apikeys.revoke_key(conn, user.id, request.match_info["key_id"])
-    if not revoked:
-        raise NotFound("no such API key")
-    raise web.HTTPSeeOther("/keys")
-
-
-def setup_routes(app: web.Application) -> None:
-    app.router.add_get("/", login_get)
-    app.router.add_get("/login", login_get)
-    app.router.add_post("/login", login_post)
-    app.router.add_post("/logout", logout)
-    app.router.add_get("/register", register_get)
-    app.router.add_post("/register", register_post)
-    app.router.add_get("/keys", keys_get)
-    app.router.add_post("/keys", keys_post)
-    app.router.add_post("/keys/{key_id}/revoke", keys_revoke)
+    await service.revoke_api_key(request.app[ENV], user.id, request.match_info["key_id"])
+    raise web.HTTPSeeOther(url(request, "keys"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 
 import bcrypt
@@ -39,18 +40,13 @@ async def verify_password(password: str, hashed: str) -> bool:
     return await asyncio.get_running_loop().run_in_executor(None, verify_password_sync, password, hashed)
 
 
-# Verified against when the user does not exist, so both answers take the same time.
-_DUMMY: dict[int, str] = {}
-
-
+@functools.cache
 def dummy_hash(rounds: int = BCRYPT_ROUNDS) -> str:
-    if rounds not in _DUMMY:
-        _DUMMY[rounds] = hash_password_sync("imagehost-dummy-password", rounds)
-    return _DUMMY[rounds]
+    """Verified against when the user does not exist, so both answers take the same time
+    (made once per cost)."""
+    return hash_password_sync("imagehost-dummy-password", rounds)
 
 
 async def dummy_hash_async(rounds: int = BCRYPT_ROUNDS) -> str:
-    """`dummy_hash`, computed (once per cost) in the executor rather than on the loop."""
-    if rounds in _DUMMY:
-        return _DUMMY[rounds]
+    """`dummy_hash`, computed in the executor rather than on the loop."""
     return await asyncio.get_running_loop().run_in_executor(None, dummy_hash, rounds)

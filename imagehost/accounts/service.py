@@ -1,21 +1,22 @@
-"""Account use cases shared by the API, the pages and the CLI: registering, logging in
-with a password (throttled), naming API keys. Input rules live here, once."""
+"""Account use cases shared by the API, the pages, the identity middleware and the CLI:
+registering, logging in with a password (throttled), API keys, sessions. Input rules
+live here, once."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import datetime
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..config import Settings
 from ..db import transaction, utcnow
-from ..errors import TooManyRequests, Unauthorized
-from . import throttle
+from ..env import Env
+from ..errors import AppError, NotFound, TooManyRequests, Unauthorized
+from . import store, throttle
 from .passwords import dummy_hash_async, hash_password, verify_password
-from .users import User, get_login, insert_user, taken_fields, username_key
+from .store import ApiKey, User, username_key
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{3,50}")
 USERNAME_MAX = 50
@@ -25,20 +26,28 @@ KEY_NAME_MAX = 100
 LOGIN_FAILED = "invalid username or password"
 
 
-class FieldError(Exception):
-    """One input field is wrong: 422 (invalid) or 409 (taken)."""
+class FieldError(AppError):
+    """One input field is wrong: 422 `invalid_input`, or 409 `field_taken`. `detail`
+    names the field; `reason` is the words a form shows beside it."""
 
-    def __init__(self, field: str, message: str, status: int = 422):
-        super().__init__(message)
-        self.field, self.message, self.status = field, message, status
+    def __init__(self, field: str, reason: str, status: int = 422) -> None:
+        super().__init__(
+            f"{field}: {reason}",
+            {"field": field, "message": reason},
+            code="field_taken" if status == 409 else "invalid_input",
+        )
+        self.status = status
+        self.field, self.reason = field, reason
 
 
 class RegistrationError(FieldError):
-    """Registration refused; `errors` holds every field found wrong (field → message)."""
+    """Registration refused; `errors` holds every field found wrong (field → reason)."""
 
-    def __init__(self, field: str, message: str, status: int = 422, errors: dict[str, str] | None = None):
-        super().__init__(field, message, status)
-        self.errors = errors or {field: message}
+    def __init__(self, field: str, reason: str, status: int = 422, errors: dict[str, str] | None = None) -> None:
+        super().__init__(field, reason, status)
+        self.errors = errors or {field: reason}
+        if len(self.errors) > 1:
+            self.detail["errors"] = self.errors
 
 
 def has_unsafe_chars(text: str) -> bool:
@@ -92,7 +101,7 @@ def validate_registration(username: object, email: object, password: object) -> 
         try:
             cleaned[field] = fn(value)
         except FieldError as exc:
-            errors[field] = exc.message
+            errors[field] = exc.reason
     if errors:
         first = next(iter(errors))
         raise RegistrationError(first, errors[first], 422, errors)
@@ -104,21 +113,19 @@ def _taken(taken: list[str]) -> RegistrationError:
     return RegistrationError(taken[0], errors[taken[0]], 409, errors)
 
 
-async def register_user(
-    engine: AsyncEngine, settings: Settings, username: object, email: object, password: object
-) -> User:
+async def register_user(env: Env, username: object, email: object, password: object) -> User:
     username, email, password = validate_registration(username, email, password)
     # Hash before looking: a taken and a free username cost the same time.
-    hashed = await hash_password(password, settings.bcrypt_rounds)
+    hashed = await hash_password(password, env.settings.bcrypt_rounds)
     try:
-        async with transaction(engine) as conn:
-            taken = await taken_fields(conn, username, email)
+        async with transaction(env.engine) as conn:
+            taken = await store.taken_fields(conn, username, email)
             if taken:
                 raise _taken(taken)
-            return await insert_user(conn, username, email, hashed)
+            return await store.insert_user(conn, username, email, hashed)
     except IntegrityError:  # lost a race with a concurrent registration
-        async with engine.connect() as conn:
-            taken = await taken_fields(conn, username, email) or ["username"]
+        async with env.engine.connect() as conn:
+            taken = await store.taken_fields(conn, username, email) or ["username"]
         raise _taken(taken) from None
 
 
@@ -131,7 +138,7 @@ def clean_login(username: object, password: object) -> tuple[str, str]:
     return username, password
 
 
-async def authenticate(engine: AsyncEngine, settings: Settings, username: object, password: object, addr: str) -> User:
+async def authenticate(env: Env, username: object, password: object, addr: str) -> User:
     """The user for this username and password.
 
     Raises FieldError (malformed input), TooManyRequests (throttled; checked before the
@@ -142,16 +149,72 @@ async def authenticate(engine: AsyncEngine, settings: Settings, username: object
     username, password = clean_login(username, password)
     key = username_key(username)
     now = utcnow()
-    async with engine.connect() as conn:
+    async with env.engine.connect() as conn:
         wait = await throttle.retry_after(conn, key, addr, now)
         if wait:
             raise TooManyRequests(wait, "too many failed logins; try again later")
-        found = await get_login(conn, username)
-    hashed = found[1] if found else await dummy_hash_async(settings.bcrypt_rounds)
+        found = await store.get_login(conn, username)
+    hashed = found[1] if found else await dummy_hash_async(env.settings.bcrypt_rounds)
     ok = await verify_password(password, hashed)
-    async with transaction(engine) as conn:
+    async with transaction(env.engine) as conn:
         if found is not None and ok:
             await throttle.clear_user(conn, key)
             return found[0]
         await throttle.record_failure(conn, key, addr, now)
     raise Unauthorized(LOGIN_FAILED)
+
+
+# --------------------------------------------------------------------------- API keys
+
+
+async def create_api_key(env: Env, user_id: str, name: str) -> tuple[ApiKey, str]:
+    """A new key and its secret (shown once; only its hash is kept)."""
+    async with transaction(env.engine) as conn:
+        return await store.create_key(conn, user_id, name)
+
+
+async def list_api_keys(env: Env, user_id: str) -> list[ApiKey]:
+    async with env.engine.connect() as conn:
+        return await store.list_keys(conn, user_id)
+
+
+async def revoke_api_key(env: Env, user_id: str, key_id: str) -> None:
+    """Unknown, already revoked, or someone else's: all the same 404."""
+    async with transaction(env.engine) as conn:
+        revoked = await store.revoke_key(conn, user_id, key_id)
+    if not revoked:
+        raise NotFound("no such API key")
+
+
+async def user_for_key(env: Env, secret: str) -> tuple[User, str] | None:
+    """The key's owner and the key's id; None for an unknown or revoked key. Records the
+    use at most once a minute, so most requests only read."""
+    async with env.engine.connect() as conn:
+        found = await store.authenticate_key(conn, secret)
+    if found is None:
+        return None
+    user, key_id, due = found
+    if due:
+        async with transaction(env.engine) as conn:
+            await store.touch_key(conn, key_id)
+    return user, key_id
+
+
+# --------------------------------------------------------------------------- sessions and tokens
+
+
+async def user_by_id(env: Env, user_id: str) -> User | None:
+    async with env.engine.connect() as conn:
+        return await store.get_user(conn, user_id)
+
+
+async def session_user(env: Env, user_id: str, sid: str) -> User | None:
+    """The session's user, unless the user is gone or the session was logged out."""
+    async with env.engine.connect() as conn:
+        return await store.session_user(conn, user_id, sid)
+
+
+async def end_session(env: Env, sid: str, cookie_expires_at: datetime) -> None:
+    """Revoke a session id until its cookie would have expired anyway."""
+    async with transaction(env.engine) as conn:
+        await store.revoke(conn, sid, cookie_expires_at, utcnow())

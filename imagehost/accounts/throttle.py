@@ -51,7 +51,8 @@ async def _wait_for(conn: AsyncConnection, scope: str, subject: str, limit: int,
     ).first()
     if row is None:
         return 0
-    return max(1, math.ceil((row[0] + WINDOW - now).total_seconds()))
+    first: datetime = row[0]
+    return max(1, math.ceil((first + WINDOW - now).total_seconds()))
 
 
 async def retry_after(conn: AsyncConnection, username_key: str, addr: str, now: datetime) -> int:

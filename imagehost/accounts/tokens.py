@@ -38,4 +38,5 @@ def decode_access_token(secret_key: str, token: str) -> str | None:
         return None
     if claims.get("typ") != TOKEN_TYPE or not isinstance(claims.get("sub"), str):
         return None
-    return claims["sub"]
+    subject: str = claims["sub"]
+    return subject

@@ -10,13 +10,13 @@ from aiohttp import web
 from loguru import logger
 
 from ..db import new_id
-from ..typedefs import IDENTITY, REQUEST_ID
+from ..typedefs import IDENTITY, REQUEST_ID, Handler
 
 _ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 @web.middleware
-async def access_log_middleware(request: web.Request, handler) -> web.StreamResponse:
+async def access_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-ID", "")
     rid = incoming if _ID_RE.fullmatch(incoming) else new_id(9)
     request[REQUEST_ID] = rid

@@ -23,7 +23,7 @@ from multidict import MultiDictProxy
 
 from ..accounts.identity import SESSION_COOKIE
 from ..errors import Forbidden
-from ..typedefs import CSRF_FORM_PENDING, SETTINGS
+from ..typedefs import CSRF_FORM_PENDING, SETTINGS, Handler
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
 # Credentials in the URL itself (an HMAC-signed upload URL, a per-image deletion secret):
@@ -44,7 +44,7 @@ def _allowed_origins(request: web.Request) -> set[str]:
 
 
 @web.middleware
-async def csrf_middleware(request: web.Request, handler) -> web.StreamResponse:
+async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[CSRF_FORM_PENDING] = False
     if request.method in SAFE_METHODS or request.path.startswith(EXEMPT_PREFIXES):
         return await handler(request)
@@ -57,16 +57,16 @@ async def csrf_middleware(request: web.Request, handler) -> web.StreamResponse:
         return await handler(request)
     site = request.headers.get("Sec-Fetch-Site")
     if site is not None and site not in ("same-origin", "none"):
-        raise Forbidden("cross-site request refused (CSRF)")
+        raise Forbidden("cross-site request refused (CSRF)", code="csrf_failed")
     origin = request.headers.get("Origin")
     if origin is not None and origin.lower() not in _allowed_origins(request):
-        raise Forbidden("cross-origin request refused (CSRF)")
+        raise Forbidden("cross-origin request refused (CSRF)", code="csrf_failed")
     session = await get_session(request)
     expected = session.get("csrf") or ""
     header = request.headers.get("X-CSRF-Token")
     if header is not None:
         if not expected or not hmac.compare_digest(header, expected):
-            raise Forbidden("CSRF token missing or invalid")
+            raise Forbidden("CSRF token missing or invalid", code="csrf_failed")
         return await handler(request)
     if request.content_type in FORM_TYPES:
         request[CSRF_FORM_PENDING] = True
@@ -76,15 +76,15 @@ async def csrf_middleware(request: web.Request, handler) -> web.StreamResponse:
             # A redirect is a success too: a handler that redirects without having checked
             # its form must not have acted on it unchecked.
             if exc.status < 400 and request[CSRF_FORM_PENDING]:
-                raise Forbidden("CSRF token missing or invalid") from None
+                raise Forbidden("CSRF token missing or invalid", code="csrf_failed") from None
             raise
         if request[CSRF_FORM_PENDING]:
-            raise Forbidden("CSRF token missing or invalid")
+            raise Forbidden("CSRF token missing or invalid", code="csrf_failed")
         return response
-    raise Forbidden("CSRF token missing or invalid")
+    raise Forbidden("CSRF token missing or invalid", code="csrf_failed")
 
 
-async def read_form(request: web.Request) -> MultiDictProxy:
+async def read_form(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
     """The urlencoded form, after checking its `csrf_token` when the middleware asked for it."""
     if request.content_type not in FORM_TYPES:
         raise Forbidden("expected a form")
@@ -94,6 +94,6 @@ async def read_form(request: web.Request) -> MultiDictProxy:
         expected = session.get("csrf") or ""
         given = form.get("csrf_token")
         if not expected or not isinstance(given, str) or not hmac.compare_digest(given, expected):
-            raise Forbidden("CSRF token missing or invalid")
+            raise Forbidden("CSRF token missing or invalid", code="csrf_failed")
         request[CSRF_FORM_PENDING] = False
     return form

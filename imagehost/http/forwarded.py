@@ -6,10 +6,10 @@ import ipaddress
 
 from aiohttp import web
 
-from ..typedefs import CLIENT_ADDR
+from ..typedefs import CLIENT_ADDR, Handler, Middleware
 
 
-def client_address_middleware(trusted: tuple[str, ...]):
+def client_address_middleware(trusted: tuple[str, ...]) -> Middleware:
     networks = [ipaddress.ip_network(t, strict=False) for t in trusted]
 
     def is_trusted(addr: str) -> bool:
@@ -20,7 +20,7 @@ def client_address_middleware(trusted: tuple[str, ...]):
         return any(ip in n for n in networks)
 
     @web.middleware
-    async def middleware(request: web.Request, handler) -> web.StreamResponse:
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         peer = request.remote or ""
         addr = peer
         if networks and is_trusted(peer):

@@ -3,10 +3,12 @@ the sandboxing CSP their handler sets."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from urllib.parse import urlsplit
 
 from aiohttp import web
+
+from ..typedefs import Handler, Middleware
 
 
 def _origin(url: str) -> str:
@@ -24,11 +26,11 @@ def build_csp(extra_img: Iterable[str] = (), extra_connect: Iterable[str] = ()) 
     )
 
 
-def security_headers_middleware(image_origin: str = "", upload_origin: str = ""):
+def security_headers_middleware(image_origin: str = "", upload_origin: str = "") -> Middleware:
     csp = build_csp([_origin(image_origin)], [_origin(upload_origin)])
 
     @web.middleware
-    async def middleware(request: web.Request, handler) -> web.StreamResponse:
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             response = await handler(request)
         except web.HTTPException as exc:
@@ -40,7 +42,7 @@ def security_headers_middleware(image_origin: str = "", upload_origin: str = "")
     return middleware
 
 
-def _apply(headers, content_type: str, csp: str) -> None:
+def _apply(headers: MutableMapping[str, str], content_type: str, csp: str) -> None:
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
     if content_type == "text/html":

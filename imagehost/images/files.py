@@ -1,4 +1,5 @@
-"""Serving image bytes (local mode), the deletion link, and the local "presigned" PUT."""
+"""The image bytes, served by the app itself when the storage backend asks for it (the
+local folder; a bucket serves its own)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,10 @@ from collections import OrderedDict
 
 from aiohttp import web
 
-from ..errors import AppError, BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType
-from ..storage import LocalStorage, StorageError
-from ..typedefs import ACTIVE_KEYS, ENGINE, SETTINGS, STORAGE
-from ..web.context import render
-from . import store, uploads
-from .api import CHUNK, env_of
+from ..errors import NotFound
+from ..storage import LocalStorage
+from ..typedefs import ACTIVE_KEYS, ENV
+from . import store
 
 IMAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -45,110 +44,20 @@ class ActiveKeys:
             self._items.popitem(last=False)
 
 
-def setup_routes(app: web.Application) -> None:
-    app[ACTIVE_KEYS] = ActiveKeys()
-    if app[SETTINGS].storage_backend == "local":
-        app.router.add_get("/i/{key}", serve_image)
-        app.router.add_put("/api/uploads/pending/{name}", local_put)
-    app.router.add_get("/d/{id}/{token}", deletion_page)
-    app.router.add_post("/d/{id}/{token}", deletion_post)
-
-
-# --------------------------------------------------------------------------- /i/<key>
-
-
 async def serve_image(request: web.Request) -> web.StreamResponse:
     """GET /i/<key>: an active image's bytes with its verified type, sandboxed, cached
     for a year (keys never change meaning). FileResponse does ETag, ranges and sendfile."""
-    storage = request.app[STORAGE]
+    env = request.app[ENV]
+    storage = env.storage
     assert isinstance(storage, LocalStorage)
     key = request.match_info["key"]
     path = storage.path(key)  # InvalidKey → 404
     cache = request.app[ACTIVE_KEYS]
     content_type = cache.get(key)
     if content_type is None:
-        async with request.app[ENGINE].connect() as conn:
+        async with env.engine.connect() as conn:
             content_type = await store.served_type(conn, key)
         if content_type is None:
             raise NotFound("image not found")
         cache.put(key, content_type)
     return web.FileResponse(path, headers={"Content-Type": content_type, **IMAGE_HEADERS})
-
-
-# --------------------------------------------------------------------------- /d/<id>/<token>
-
-
-async def deletion_page(request: web.Request) -> web.Response:
-    """GET: a confirmation page only, so link previews and prefetchers never delete."""
-    env = env_of(request)
-    row = await uploads.image_by_token(env, request.match_info["id"], request.match_info["token"])
-    ctx = {"image": uploads.image_json(env, row) if row else None, "done": False, "action": request.path}
-    resp = await render(request, "delete_confirm.html", ctx, 200 if row else 404)
-    resp.headers["Referrer-Policy"] = "no-referrer"  # the URL is a secret
-    resp.headers["X-Robots-Tag"] = "noindex"
-    return resp
-
-
-async def deletion_post(request: web.Request) -> web.Response:
-    """POST: delete. Works without logging in: the URL carries the image's secret."""
-    env = env_of(request)
-    deleted = await uploads.delete_image(env, request.match_info["id"], token=request.match_info["token"])
-    resp = await render(
-        request,
-        "delete_confirm.html",
-        {"image": None, "done": deleted, "action": request.path},
-        200 if deleted else 404,
-    )
-    resp.headers["Referrer-Policy"] = "no-referrer"
-    return resp
-
-
-# --------------------------------------------------------------------------- local PUT
-
-
-async def local_put(request: web.Request) -> web.Response:
-    """PUT /api/uploads/pending/<name>?ct=&len=&exp=&sig=: the local backend's presigned
-    URL. Enforces what S3 would (signature, expiry, signed type and exact length) and
-    more: single use, and only while its upload is pending."""
-    storage = request.app[STORAGE]
-    assert isinstance(storage, LocalStorage)
-    key = "pending/" + request.match_info["name"]
-    q = request.query
-    try:
-        ctype, length, expires, sig = q["ct"], int(q["len"]), int(q["exp"]), q["sig"]
-    except (KeyError, ValueError):
-        raise Forbidden("invalid upload URL") from None
-    if not storage.verify_put(key, ctype, length, expires, sig):
-        raise Forbidden("invalid upload URL signature")
-    if expires < time.time():
-        raise Forbidden("upload URL expired")
-    if request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower() != ctype:
-        raise UnsupportedMediaType("Content-Type differs from the signed type", {"signed": ctype})
-    if request.content_length is None:
-        raise BadRequest("Content-Length is required", {"signed_length": length})
-    if request.content_length != length:
-        cls = PayloadTooLarge if request.content_length > length else BadRequest
-        raise cls("Content-Length differs from the signed length", {"signed_length": length})
-    env = env_of(request)
-    if await uploads.find_pending_upload(env, key) is None:
-        raise NotFound("no pending upload for this URL")
-    if await storage.head(key) is not None:
-        raise Conflict("this upload URL was already used")
-
-    async def chunks():
-        total = 0
-        async for chunk in request.content.iter_chunked(CHUNK):
-            total += len(chunk)
-            if total > length:
-                raise PayloadTooLarge(detail={"signed_length": length})
-            yield chunk
-        if total != length:
-            raise BadRequest("body shorter than the signed length", {"signed_length": length})
-
-    try:
-        await storage.put_stream(key, chunks(), ctype)
-    except FileExistsError:
-        raise Conflict("this upload URL was already used") from None
-    except (AppError, StorageError):
-        raise
-    return web.Response(status=200)

@@ -70,7 +70,7 @@ def sniff(head: bytes, allowed: tuple[str, ...], max_pixels: int) -> Sniffed:
     """Check the first bytes of a file (blocking: call it in an executor for big heads).
     Raises 415 for a type that is not an allowed image, 422 for a broken or huge one."""
     if not head:
-        raise Unprocessable("empty file")
+        raise Unprocessable("empty file", code="invalid_image")
     mime = sniff_type(head)
     if mime not in EXTENSIONS or mime not in allowed:
         raise UnsupportedMediaType("unsupported file type", {"detected": mime, "allowed": list(allowed)})
@@ -78,9 +78,13 @@ def sniff(head: bytes, allowed: tuple[str, ...], max_pixels: int) -> Sniffed:
         raise UnsupportedMediaType("file holds HTML or script markup", {"detected": mime})
     width, height = dimensions(mime, head)
     if width <= 0 or height <= 0:
-        raise Unprocessable("image has no size", {"width": width, "height": height})
+        raise Unprocessable("image has no size", {"width": width, "height": height}, code="invalid_image")
     if width * height > max_pixels:
-        raise Unprocessable("image has too many pixels", {"width": width, "height": height, "max_pixels": max_pixels})
+        raise Unprocessable(
+            "image has too many pixels",
+            {"width": width, "height": height, "max_pixels": max_pixels},
+            code="too_many_pixels",
+        )
     return Sniffed(mime, EXTENSIONS[mime], width, height)
 
 
@@ -105,7 +109,7 @@ def dimensions(mime: str, head: bytes) -> tuple[int, int]:
         with Image.open(io.BytesIO(head), formats=[fmt]) as im:  # reads the header only
             return im.size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error, IndexError, KeyError):
-        raise Unprocessable("cannot read the image's size from its header") from None
+        raise Unprocessable("cannot read the image's size from its header", code="invalid_image") from None
 
 
 def _webp_size(head: bytes) -> tuple[int, int]:
@@ -216,13 +220,17 @@ class Checker:
                 self._buf.clear()
                 self._advance(got)
 
+    @property
+    def done(self) -> bool:
+        return self._done
+
     def finish(self) -> None:
         """The stream has ended: raise 422 unless the image ended exactly here."""
         if self._done:
             return
         if isinstance(self._want, _Rest):
             self._advance(None)
-            if not self._done:
+            if not self.done:
                 raise self.fail("the file is truncated")
             return
         if self._buf or (isinstance(self._want, _Skip) and self._want.n):
@@ -245,7 +253,7 @@ class Checker:
 
     def fail(self, why: str) -> AppError:
         name = EXTENSIONS.get(self.content_type, "image").upper()
-        return Unprocessable(f"not a valid {name} file: {why}")
+        return Unprocessable(f"not a valid {name} file: {why}", code="invalid_image")
 
 
 def _png(c: Checker) -> Walker:
@@ -312,7 +320,9 @@ def _jpeg(c: Checker) -> Walker:
         marker = yield _Read(2)
         assert marker is not None
         while marker[0] == 0xFF and marker[1] == 0xFF:  # fill bytes before a marker
-            marker = marker[1:] + (yield _Read(1))
+            fill = yield _Read(1)
+            assert fill is not None
+            marker = marker[1:] + fill
         if marker[0] != 0xFF:
             raise c.fail("bad marker")
         code = marker[1]

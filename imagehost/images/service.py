@@ -1,4 +1,4 @@
-"""Uploads (streamed and presigned), deletes, and the image JSON.
+"""Image use cases: uploads (streamed and presigned), listing, deletes, and the image JSON.
 
 The order of every step is what keeps the invariants in ARCHITECTURE.md:
 - a pending row, with its quota reservation, is committed before any byte reaches
@@ -6,9 +6,10 @@ The order of every step is what keeps the invariants in ARCHITECTURE.md:
   their objects);
 - the row turns active only after storage has the verified bytes, in a conditional
   UPDATE that fails if the sweep took the row meanwhile;
-- any failure after the row exists runs `_discard` (shielded from cancellation): the
-  row goes, the quota comes back, the objects are deleted, and an object storage
-  would not delete stays recorded in storage_orphans for the sweep.
+- everything between the two runs inside `pending_upload`, the upload's unit of work:
+  on any failure (or cancellation) the row goes, the quota comes back, the objects are
+  deleted, and an object storage would not delete stays recorded in storage_orphans
+  for the sweep.
 """
 
 from __future__ import annotations
@@ -16,41 +17,32 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
-import hashlib
 import hmac
 import unicodedata
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import aclosing
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing, asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from loguru import logger
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..config import Settings
-from ..db import new_id, transaction, utcnow
+from ..db import json_time, new_id, sha256_hex, transaction, utcnow
+from ..env import Env
 from ..errors import AppError, NotFound, PayloadTooLarge, Unprocessable, UnsupportedMediaType
-from ..storage import InvalidKey, ObjectInfo, ObjectNotFound, Storage, StorageError, check_key
+from ..storage import InvalidKey, ObjectInfo, ObjectNotFound, StorageError, check_key
 from . import store
 from .formats import EXTENSIONS, HEAD_BYTES, Checker, Sniffed, sniff
 from .store import ACTIVE, PENDING, ImageRow
 
+CHUNK = 1024 * 1024  # bytes per read from a request or a file; fewer, larger reads cost less per byte
 READ_BACK_BYTES = 4 << 20  # ranged reads when a presigned upload is verified
 CONFIRM_GRACE = timedelta(minutes=5)  # a presigned row outlives its URL by this much
 TOMBSTONE_DELAY = timedelta(minutes=5)  # the sweep leaves a request's own delete alone this long
 MAX_FILENAME = 255
+DEFAULT_PAGE, MAX_PAGE = 50, 100
 
 Reader = Callable[[], Awaitable[bytes]]
-
-
-@dataclass(frozen=True)
-class Env:
-    """What the upload code works with, taken from the app once per request."""
-
-    engine: AsyncEngine
-    storage: Storage
-    settings: Settings
 
 
 # --------------------------------------------------------------------------- helpers
@@ -69,21 +61,16 @@ def clean_filename(name: str | None) -> str:
 def delete_token(secret_key: str, image_id: str) -> str:
     """The per-image secret in the deletion URL. Derived from the server's secret, so the
     URL can be shown again later; only its hash is stored, and checked."""
-    mac = hmac.new(secret_key.encode(), b"imagehost-delete-v1:" + image_id.encode(), hashlib.sha256).digest()
+    mac = hmac.new(secret_key.encode(), b"imagehost-delete-v1:" + image_id.encode(), "sha256").digest()
     return base64.urlsafe_b64encode(mac[:24]).decode()
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def token_matches(row: ImageRow, token: str) -> bool:
-    return hmac.compare_digest(token_hash(token), row.delete_token_hash)
+    return hmac.compare_digest(sha256_hex(token), row.delete_token_hash)
 
 
 def image_json(env: Env, row: ImageRow) -> dict[str, Any]:
     url = env.storage.public_url(row.storage_key)
-    base = env.settings.public_base_url
     return {
         "id": row.id,
         "filename": row.filename,
@@ -93,8 +80,8 @@ def image_json(env: Env, row: ImageRow) -> dict[str, Any]:
         "height": row.height,
         "public_url": url,
         "thumbnail_url": url,  # no separate thumbnails: browsers scale the image itself
-        "deletion_url": f"{base}/d/{row.id}/{delete_token(env.settings.secret_key, row.id)}",
-        "created_at": row.created_at.isoformat() + "Z",
+        "deletion_url": env.url("deletion", id=row.id, token=delete_token(env.settings.secret_key, row.id)),
+        "created_at": json_time(row.created_at),
     }
 
 
@@ -123,13 +110,15 @@ def _new_row(
         size_bytes=size,
         width=None,
         height=None,
-        delete_token_hash=token_hash(delete_token(env.settings.secret_key, image_id)),
+        delete_token_hash=sha256_hex(delete_token(env.settings.secret_key, image_id)),
         created_at=now,
         expires_at=now + timedelta(seconds=expires_in),
     )
 
 
 async def _insert(env: Env, row: ImageRow) -> None:
+    """The pending row and its quota reservation, committed before any byte is stored."""
+    assert row.expires_at is not None  # a pending row always expires
     async with transaction(env.engine) as conn:
         await store.reserve_quota(conn, row.owner_id, row.size_bytes, env.settings.quota_bytes)
         await store.insert_pending(
@@ -167,24 +156,103 @@ async def delete_objects(env: Env, keys: list[str]) -> bool:
     return len(deleted) == len(keys)
 
 
-async def _discard(env: Env, row: ImageRow, maybe_stored: bool) -> None:
-    """Undo a failed upload: row, quota, objects. Never raises."""
+async def _delete_untracked(env: Env, keys: list[str]) -> None:
+    """Objects written for a row that is gone (the sweep took it meanwhile): record them
+    for deletion first, then delete them. Never raises."""
     try:
         async with transaction(env.engine) as conn:
-            removed = await store.remove(
+            await store.add_orphans(conn, keys, delay=TOMBSTONE_DELAY)
+    except Exception as exc:
+        logger.warning("could not record {} for deletion: {}", keys, type(exc).__name__)
+    await delete_objects(env, keys)
+
+
+# --------------------------------------------------------------------------- the unit of work
+
+
+class AlreadyActive(Exception):
+    """A concurrent confirm of the same upload activated it first."""
+
+    def __init__(self, row: ImageRow) -> None:
+        super().__init__(row.id)
+        self.row = row
+
+
+@dataclass
+class PendingUpload:
+    """One upload between its pending row and its activation (see `pending_upload`)."""
+
+    env: Env
+    row: ImageRow
+    written: list[str] = field(default_factory=list)  # keys this upload may have written to
+    active: ImageRow | None = None
+
+    async def activate(
+        self, *, size_bytes: int, sniffed: Sniffed, tombstones: tuple[str, ...] = (), delay: timedelta = TOMBSTONE_DELAY
+    ) -> ImageRow:
+        """Pending → active in one transaction, with the stored size and type; `tombstones`
+        are keys to delete after it (recorded in the same transaction). NotFound if the
+        upload expired meanwhile (the sweep took the row); AlreadyActive if a concurrent
+        confirm activated it (what was written is then that image's, and stays)."""
+        async with transaction(self.env.engine) as conn:
+            if not await store.activate(
                 conn,
-                row.id,
-                status=PENDING,
-                orphan_delay=TOMBSTONE_DELAY,
-                tombstones=maybe_stored or row.upload_key is not None,
-            )
+                self.row,
+                size_bytes=size_bytes,
+                content_type=sniffed.content_type,
+                width=sniffed.width,
+                height=sniffed.height,
+            ):
+                current = await store.get(conn, self.row.id)
+                if current is not None and current.status == ACTIVE:
+                    self.written.clear()
+                    raise AlreadyActive(current)
+                raise NotFound("the upload expired before it finished", code="upload_expired")
+            if tombstones:
+                await store.add_orphans(conn, list(tombstones), delay=delay)
+            active = await store.get(conn, self.row.id)
+        assert active is not None
+        self.active = active
+        return active
+
+
+@asynccontextmanager
+async def pending_upload(env: Env, row: ImageRow) -> AsyncIterator[PendingUpload]:
+    """The unit of work of an upload whose pending row exists (invariant 3).
+
+    The block stores and verifies the bytes, noting each key it writes in
+    `upload.written` before writing, and ends with `upload.activate(...)`. If it raises
+    or is cancelled before that, the row goes, the quota reservation comes back and
+    every object the upload may have written is deleted (shielded from cancellation);
+    objects of a row the sweep already took are recorded and deleted too.
+    """
+    upload = PendingUpload(env, row)
+    try:
+        yield upload
+        if upload.active is None:
+            raise RuntimeError("pending_upload block ended without activating the upload")
+    except BaseException:
+        await asyncio.shield(_discard(upload))
+        raise
+
+
+async def _discard(upload: PendingUpload) -> None:
+    """Undo a failed upload: row, quota, objects. Never raises."""
+    env, row = upload.env, upload.row
+    stored = bool(upload.written) or row.upload_key is not None
+    try:
+        async with transaction(env.engine) as conn:
+            removed = await store.remove(conn, row.id, status=PENDING, orphan_delay=TOMBSTONE_DELAY, tombstones=stored)
     except Exception as exc:
         # The database is down: the row stays pending, and the sweep removes it with
         # its objects once it expires.
         logger.warning("could not remove the pending upload {}: {}", row.id, type(exc).__name__)
-        removed = None
-    if removed is not None and (maybe_stored or row.upload_key is not None):
-        await delete_objects(env, removed.keys)
+        return
+    if removed is not None:
+        if stored:
+            await delete_objects(env, removed.keys)
+    elif upload.written:
+        await _delete_untracked(env, upload.written)
 
 
 # --------------------------------------------------------------------------- streamed
@@ -236,7 +304,7 @@ async def upload_stream(
     )
     await _insert(env, row)
 
-    async def chunks() -> AsyncIterator[bytes]:
+    async def chunks() -> AsyncGenerator[bytes, None]:
         yield head_bytes
         if eof:
             return
@@ -252,33 +320,18 @@ async def upload_stream(
             yield chunk
         checker.finish()
 
-    maybe_stored, done = True, False
-    try:
+    async with pending_upload(env, row) as upload:
+        upload.written.append(row.storage_key)
         try:
             async with aclosing(chunks()) as gen:
                 size = await env.storage.put_stream(row.storage_key, gen, sniffed.content_type)
         except (StorageError, AppError):
-            maybe_stored = False  # a backend leaves nothing behind when put_stream fails
+            upload.written.clear()  # a backend leaves nothing behind when put_stream fails
             raise
         if before_activate is not None:
             await before_activate()
-        async with transaction(env.engine) as conn:
-            if not await store.activate(
-                conn,
-                row,
-                size_bytes=size,
-                content_type=sniffed.content_type,
-                width=sniffed.width,
-                height=sniffed.height,
-            ):
-                raise NotFound("the upload expired before it finished")
-            active = await store.get(conn, row.id)
-        done = True
-    finally:
-        if not done:
-            await asyncio.shield(_discard(env, row, maybe_stored))
-    assert active is not None
-    return active
+        return await upload.activate(size_bytes=size, sniffed=sniffed)
+    raise AssertionError("unreachable")  # pragma: no cover - the block returns or raises
 
 
 # --------------------------------------------------------------------------- presigned
@@ -286,13 +339,13 @@ async def upload_stream(
 
 def _declared(env: Env, content_type: Any, size_bytes: Any) -> tuple[str, int]:
     if not isinstance(content_type, str):
-        raise Unprocessable("content_type is required")
+        raise Unprocessable("content_type is required", {"field": "content_type"})
     ctype = content_type.split(";", 1)[0].strip().lower()
     allowed = env.settings.allowed_image_types
     if ctype not in allowed:
         raise UnsupportedMediaType("unsupported file type", {"declared": ctype, "allowed": list(allowed)})
     if isinstance(size_bytes, bool) or not isinstance(size_bytes, int) or size_bytes <= 0:
-        raise Unprocessable("size_bytes must be a positive integer")
+        raise Unprocessable("size_bytes must be a positive integer", {"field": "size_bytes"})
     if size_bytes > env.settings.max_upload_bytes:
         raise PayloadTooLarge(detail={"max_bytes": env.settings.max_upload_bytes, "size_bytes": size_bytes})
     return ctype, size_bytes
@@ -319,7 +372,7 @@ async def create_upload_url(
         "upload_url": presigned.url,
         "r2_key": row.upload_key,
         "public_url": env.storage.public_url(row.storage_key),
-        "expires_at": (utcnow() + timedelta(seconds=expires_in)).replace(microsecond=0).isoformat() + "Z",
+        "expires_at": json_time((utcnow() + timedelta(seconds=expires_in)).replace(microsecond=0)),
         "headers": presigned.headers,
     }
 
@@ -335,6 +388,7 @@ async def _verify_stored(env: Env, row: ImageRow, info: ObjectInfo) -> Sniffed:
         raise Unprocessable(
             "the uploaded size differs from the declared size",
             {"declared_bytes": row.size_bytes, "stored_bytes": info.size},
+            code="size_mismatch",
         )
     head = await env.storage.read_range(key, 0, min(HEAD_BYTES, info.size))
     sniffed = await _sniff(env, head)
@@ -342,6 +396,7 @@ async def _verify_stored(env: Env, row: ImageRow, info: ObjectInfo) -> Sniffed:
         raise UnsupportedMediaType(
             "the uploaded type differs from the declared type",
             {"declared": row.content_type, "detected": sniffed.content_type},
+            code="type_mismatch",
         )
     checker = Checker(sniffed.content_type)
     checker.feed(head)
@@ -353,7 +408,7 @@ async def _verify_stored(env: Env, row: ImageRow, info: ObjectInfo) -> Sniffed:
         checker.feed(data)
         offset += len(data)
     if offset != info.size:
-        raise Unprocessable("the uploaded object changed while it was read")
+        raise Unprocessable("the uploaded object changed while it was read", code="size_mismatch")
     checker.finish()
     return sniffed
 
@@ -374,59 +429,34 @@ async def confirm(env: Env, owner_id: str, r2_key: Any) -> tuple[ImageRow, bool]
     if row.status == ACTIVE:
         return row, False
     if row.expires_at is not None and row.expires_at < utcnow():
-        raise NotFound("upload expired")
+        raise NotFound("upload expired", code="upload_expired")
     info = await env.storage.head(r2_key)
     if info is None:
         # Nothing to verify yet; the row stays (the URL may still be used) and the
         # sweep removes it when it expires.
-        raise Unprocessable("nothing has been uploaded to this URL yet")
+        raise Unprocessable("nothing has been uploaded to this URL yet", code="nothing_uploaded")
     try:
-        sniffed = await _verify_stored(env, row, info)
-    except AppError:
-        await asyncio.shield(_discard(env, row, maybe_stored=True))
-        raise
-    try:
-        await env.storage.copy(r2_key, row.storage_key, sniffed.content_type)
+        async with pending_upload(env, row) as upload:
+            sniffed = await _verify_stored(env, row, info)
+            upload.written.append(row.storage_key)
+            try:
+                await env.storage.copy(r2_key, row.storage_key, sniffed.content_type)
+            except ObjectNotFound:
+                upload.written.clear()  # nothing was copied: the source is gone
+                raise
+            active = await upload.activate(size_bytes=info.size, sniffed=sniffed, tombstones=(r2_key,))
+    except AlreadyActive as exc:
+        return exc.row, False
     except ObjectNotFound:
         async with env.engine.connect() as conn:  # a concurrent confirm got there first
             again = await store.get_upload(conn, owner_id, r2_key)
         if again is not None and again.status == ACTIVE:
             return again, False
         raise NotFound("upload not found") from None
-    done = False
-    try:
-        async with transaction(env.engine) as conn:
-            if not await store.activate(
-                conn,
-                row,
-                size_bytes=info.size,
-                content_type=sniffed.content_type,
-                width=sniffed.width,
-                height=sniffed.height,
-            ):
-                raise NotFound("upload expired")
-            await store.add_orphans(conn, [r2_key], delay=TOMBSTONE_DELAY)
-            active = await store.get(conn, row.id)
-        done = True
-    finally:
-        if not done:
-            await asyncio.shield(_discard(env, row, maybe_stored=True))
-            await asyncio.shield(_delete_untracked(env, row.storage_key))
     # The temporary object goes now, so a still-valid presigned URL can never change
     # the confirmed image (its tombstone covers a failure here).
     await delete_objects(env, [r2_key])
-    assert active is not None
     return active, True
-
-
-async def _delete_untracked(env: Env, key: str) -> None:
-    """A copy made for a row that is gone (taken by the sweep): record and delete it."""
-    try:
-        async with transaction(env.engine) as conn:
-            await store.add_orphans(conn, [key], delay=TOMBSTONE_DELAY)
-    except Exception as exc:
-        logger.warning("could not record {} for deletion: {}", key, type(exc).__name__)
-    await delete_objects(env, [key])
 
 
 async def find_pending_upload(env: Env, upload_key: str) -> ImageRow | None:
@@ -434,20 +464,44 @@ async def find_pending_upload(env: Env, upload_key: str) -> ImageRow | None:
         return await store.get_pending_upload(conn, upload_key)
 
 
-# --------------------------------------------------------------------------- delete
+# --------------------------------------------------------------------------- reading
 
 
-async def delete_image(env: Env, image_id: str, *, owner_id: str | None = None, token: str | None = None) -> bool:
-    """Delete an active image, by its owner or with its deletion token. The row goes
-    first (the image disappears at once); its objects follow, or the sweep deletes them."""
-    if token is not None and await image_by_token(env, image_id, token) is None:
-        return False
-    async with transaction(env.engine) as conn:
-        removed = await store.remove(conn, image_id, owner_id=owner_id, status=ACTIVE, orphan_delay=TOMBSTONE_DELAY)
-    if removed is None:
-        return False
-    await delete_objects(env, removed.keys)
-    return True
+def page_limit(raw: str | None) -> int:
+    """The `limit` query parameter: 1 to 100 (larger is clipped), 50 when absent."""
+    if raw is None or raw == "":
+        return DEFAULT_PAGE
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise BadLimit() from None
+    if limit < 1:
+        raise BadLimit()
+    return min(limit, MAX_PAGE)
+
+
+class BadLimit(AppError):
+    status, code, message = 400, "invalid_limit", "limit must be an integer from 1 to 100"
+
+
+async def listing(
+    env: Env, owner_id: str, raw_cursor: str | None, limit: int
+) -> tuple[list[ImageRow], store.Cursor | None, int]:
+    """One page of the owner's images after the opaque cursor, and how many they have."""
+    cursor = store.Cursor.decode(raw_cursor) if raw_cursor else None
+    async with env.engine.connect() as conn:
+        rows, nxt = await store.list_for_owner(conn, owner_id, cursor, limit)
+        total = await store.count_for_owner(conn, owner_id)
+    return rows, nxt, total
+
+
+async def owned_image(env: Env, owner_id: str, image_id: str) -> ImageRow:
+    """The owner's active image, or 404 (for another user's image too)."""
+    async with env.engine.connect() as conn:
+        row = await store.get_for_owner(conn, owner_id, image_id)
+    if row is None:
+        raise NotFound("image not found")
+    return row
 
 
 async def image_by_token(env: Env, image_id: str, token: str) -> ImageRow | None:
@@ -456,3 +510,31 @@ async def image_by_token(env: Env, image_id: str, token: str) -> ImageRow | None
     if row is None or row.status != ACTIVE or not token_matches(row, token):
         return None
     return row
+
+
+# --------------------------------------------------------------------------- delete
+
+
+async def delete_by_owner(env: Env, owner_id: str, image_id: str) -> None:
+    """The owner deletes their image; anyone else gets 404 and the image stays."""
+    if not await _delete(env, image_id, owner_id=owner_id):
+        raise NotFound("image not found")
+
+
+async def delete_by_token(env: Env, image_id: str, token: str) -> bool:
+    """Anyone holding the image's deletion secret deletes it. False if the id and token
+    do not name an active image."""
+    if await image_by_token(env, image_id, token) is None:
+        return False
+    return await _delete(env, image_id)
+
+
+async def _delete(env: Env, image_id: str, owner_id: str | None = None) -> bool:
+    """The row goes first (the image disappears at once); its objects follow, or the
+    sweep deletes them."""
+    async with transaction(env.engine) as conn:
+        removed = await store.remove(conn, image_id, owner_id=owner_id, status=ACTIVE, orphan_delay=TOMBSTONE_DELAY)
+    if removed is None:
+        return False
+    await delete_objects(env, removed.keys)
+    return True

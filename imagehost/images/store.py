@@ -16,6 +16,7 @@ import base64
 import binascii
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, case, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -69,8 +70,12 @@ _COLS = (
 )
 
 
-def _row(r) -> ImageRow | None:
-    return ImageRow(*r) if r is not None else None
+def _image_row(r: Any) -> ImageRow:
+    return ImageRow(*r)
+
+
+def _row(r: Any) -> ImageRow | None:
+    return _image_row(r) if r is not None else None
 
 
 # --------------------------------------------------------------------------- quota
@@ -241,7 +246,7 @@ class Cursor:
                 raise ValueError
             return cls(datetime.fromisoformat(ts), image_id)
         except (ValueError, binascii.Error, UnicodeDecodeError):
-            raise BadRequest("invalid cursor") from None
+            raise BadRequest("invalid cursor", code="invalid_cursor") from None
 
 
 async def list_for_owner(
@@ -258,7 +263,7 @@ async def list_for_owner(
             )
         )
     q = q.order_by(images.c.created_at.desc(), images.c.id.desc()).limit(limit + 1)
-    rows = [ImageRow(*r) for r in await conn.execute(q)]
+    rows = [_image_row(r) for r in await conn.execute(q)]
     page = rows[:limit]
     nxt = Cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
     return page, nxt

@@ -16,11 +16,10 @@ import asyncio
 from datetime import timedelta
 
 from loguru import logger
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..config import Settings
 from ..db import transaction, utcnow
-from ..storage import InvalidKey, Storage, StorageError, check_key
+from ..env import Env
+from ..storage import InvalidKey, StorageError, check_key
 from . import store
 
 BATCH = 200
@@ -31,7 +30,8 @@ def backoff(attempts: int) -> timedelta:
     return min(MAX_BACKOFF, timedelta(seconds=30 * 2 ** min(attempts, 20)))
 
 
-async def sweep(engine: AsyncEngine, storage: Storage, settings: Settings) -> dict[str, int]:  # noqa: ARG001
+async def sweep(env: Env) -> dict[str, int]:
+    engine, storage = env.engine, env.storage
     result = {"pending_removed": 0, "orphans_removed": 0, "orphans_failed": 0}
     now = utcnow()
     while True:
@@ -67,11 +67,11 @@ async def sweep(engine: AsyncEngine, storage: Storage, settings: Settings) -> di
     return result
 
 
-async def run_periodically(engine: AsyncEngine, storage: Storage, settings: Settings, interval: float) -> None:
+async def run_periodically(env: Env, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            result = await sweep(engine, storage, settings)
+            result = await sweep(env)
             if any(result.values()):
                 logger.info("sweep: {}", result)
         except Exception as exc:

@@ -1,38 +1,40 @@
-"""`GET /api/sharex.sxcu`: a ShareX custom-uploader file for this server.
+"""Screenshot-tool set-ups for this server: the ShareX custom-uploader file and the
+Flameshot script, filled in with the server's own URLs.
 
 Only hashes of API keys are stored, so an existing key cannot be put in a file: each
-download creates a fresh key named "ShareX" (revocable on the API keys page). The
-fields follow https://getsharex.com/docs/custom-uploader and the documented template
-`sharex-config.sxcu` at the top of the repository.
+`.sxcu` download creates a fresh key named "ShareX" (revocable on the API keys page).
+The fields follow https://getsharex.com/docs/custom-uploader and the documented
+template `sharex-config.sxcu` at the top of the repository.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from aiohttp import web
-
-from ..accounts import apikeys
-from ..accounts.identity import require_user
+from ..accounts import service as accounts
 from ..config import Settings
-from ..db import transaction
-from ..typedefs import ENGINE, SETTINGS
+from ..env import Env
 
-KEY_NAME = "ShareX"
+SHAREX_KEY_NAME = "ShareX"
+FLAMESHOT_SCRIPT = Path(__file__).with_name("flameshot.sh")
+PLACEHOLDER = "__IMAGEHOST_URL__"
+# The URL lands inside double quotes in a bash script: allow nothing that bash would
+# expand or that could end the string.
+_SAFE_URL = re.compile(r"^https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~%/-]*)?$")
 
 
-def sharex_config(settings: Settings, api_key: str) -> dict[str, Any]:
-    base = settings.public_base_url
-    host = urlsplit(base).netloc
+def sharex_config(env: Env, api_key: str) -> dict[str, Any]:
+    host = urlsplit(env.settings.public_base_url).netloc
     return {
         "Version": "17.0.0",
         "Name": f"imagehost ({host})",
         "DestinationType": "ImageUploader",
         "RequestMethod": "POST",
-        "RequestURL": f"{base}/api/upload",
+        "RequestURL": env.url("api.upload"),
         "Headers": {"Authorization": f"Bearer {api_key}"},
         "Body": "MultipartFormData",
         "FileFormName": "file",
@@ -43,18 +45,22 @@ def sharex_config(settings: Settings, api_key: str) -> dict[str, Any]:
     }
 
 
-async def download(request: web.Request) -> web.Response:
-    user = require_user(request)
-    settings = request.app[SETTINGS]
-    async with transaction(request.app[ENGINE]) as conn:
-        _key, secret = await apikeys.create_key(conn, user.id, KEY_NAME)
-    body = json.dumps(sharex_config(settings, secret), indent=2) + "\n"
-    host = re.sub(r"[^A-Za-z0-9.-]+", "-", urlsplit(settings.public_base_url).netloc).strip("-") or "imagehost"
-    return web.Response(
-        text=body,
-        content_type="application/json",
-        headers={
-            "Content-Disposition": f'attachment; filename="imagehost-{host}.sxcu"',
-            "Cache-Control": "no-store",
-        },
-    )
+async def sharex_file(env: Env, user_id: str) -> tuple[str, str]:
+    """A new "ShareX" key for the user and the `.sxcu` text holding it, with its file name."""
+    _key, secret = await accounts.create_api_key(env, user_id, SHAREX_KEY_NAME)
+    body = json.dumps(sharex_config(env, secret), indent=2) + "\n"
+    host = re.sub(r"[^A-Za-z0-9.-]+", "-", urlsplit(env.settings.public_base_url).netloc).strip("-") or "imagehost"
+    return body, f"imagehost-{host}.sxcu"
+
+
+def flameshot_script(settings: Settings) -> str:
+    """The script text with IMAGEHOST_URL set to PUBLIC_BASE_URL (validated)."""
+    url = settings.public_base_url.rstrip("/")
+    if not _SAFE_URL.fullmatch(url):
+        raise ValueError(f"PUBLIC_BASE_URL cannot be put in a shell script: {url!r}")
+    return FLAMESHOT_SCRIPT.read_text().replace(PLACEHOLDER, url, 1)
+
+
+def curl_line(env: Env) -> str:
+    upload = env.url("api.upload")
+    return f'curl -H "Authorization: Bearer ih_YOUR_KEY" -F "file=@screenshot.png" "{upload}?format=text"'

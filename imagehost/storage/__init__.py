@@ -18,9 +18,15 @@ __all__ = [
     "S3Storage",
     "Storage",
     "StorageError",
+    "app_routes",
     "check_key",
     "open_storage",
 ]
+
+
+def app_routes(settings: Settings) -> dict[str, str]:
+    """The routes the configured backend needs the app to serve (name → path)."""
+    return (S3Storage if settings.storage_backend == "s3" else LocalStorage).APP_ROUTES
 
 
 async def open_storage(settings: Settings, stack: AsyncExitStack) -> Storage:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 # Keys are made by the application: a random id plus an extension from the sniffed
 # type, optionally under `pending/`. Anything else is refused before it reaches a backend.
@@ -44,6 +44,7 @@ class PresignedPut:
 
 class Storage(Protocol):
     name: str
+    APP_ROUTES: ClassVar[dict[str, str]]  # routes the app must serve for this backend: name → path
 
     async def put_stream(self, key: str, chunks: AsyncIterable[bytes], content_type: str) -> int:
         """Store the chunks under `key`; return the byte count. On any failure nothing
@@ -62,6 +63,9 @@ class Storage(Protocol):
     async def presign_put(self, key: str, content_type: str, length: int, expires_in: int) -> PresignedPut: ...
 
     def public_url(self, key: str) -> str: ...
+
+    async def start(self) -> None:
+        """What the backend needs when the app starts (the local folder makes its folders)."""
 
     async def check(self) -> None:
         """Raise StorageError unless the bucket or folder is reachable."""

@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import AsyncIterable
 from pathlib import Path
+from typing import BinaryIO, ClassVar
 from urllib.parse import urlencode
 
 from ..db import new_id
@@ -37,6 +38,9 @@ def _sign(secret: bytes, key: str, content_type: str, length: int, expires: int)
 
 class LocalStorage:
     name = "local"
+    # With no bucket, the app serves the bytes and takes the signed PUTs itself: the
+    # routes this backend needs, by name, with the paths its URLs below point at.
+    APP_ROUTES: ClassVar[dict[str, str]] = {"image_file": "/i/{key}", "upload_put": "/api/uploads/pending/{name}"}
 
     def __init__(self, root: Path, public_base_url: str, secret_key: str) -> None:
         self.root = root.resolve()
@@ -149,14 +153,15 @@ class LocalStorage:
         expires_at = int(time.time()) + expires_in
         sig = _sign(self._secret, key, content_type, length, expires_at)
         query = urlencode({"ct": content_type, "len": length, "exp": expires_at, "sig": sig})
-        return PresignedPut(url=f"{self.base_url}/api/uploads/{key}?{query}", headers={"Content-Type": content_type})
+        path = self.APP_ROUTES["upload_put"].format(name=key.removeprefix("pending/"))
+        return PresignedPut(url=f"{self.base_url}{path}?{query}", headers={"Content-Type": content_type})
 
     def verify_put(self, key: str, content_type: str, length: int, expires_at: int, sig: str) -> bool:
         expected = _sign(self._secret, key, content_type, length, expires_at)
         return hmac.compare_digest(expected, sig)
 
     def public_url(self, key: str) -> str:
-        return f"{self.base_url}/i/{check_key(key)}"
+        return self.base_url + self.APP_ROUTES["image_file"].format(key=check_key(key))
 
     async def check(self) -> None:
         def probe() -> None:
@@ -165,13 +170,16 @@ class LocalStorage:
 
         await asyncio.get_running_loop().run_in_executor(None, probe)
 
-    async def setup(self, app_origin: str = "", pending_expiry_days: int = 1) -> list[str]:
+    async def start(self) -> None:
         for d in (self.root, self.root / "pending", self.root / ".tmp"):
             d.mkdir(parents=True, exist_ok=True)
+
+    async def setup(self, app_origin: str = "", pending_expiry_days: int = 1) -> list[str]:
+        await self.start()
         return [f"folder {self.root} ready"]
 
 
-def _open_exclusive(path: Path):
+def _open_exclusive(path: Path) -> BinaryIO:
     path.parent.mkdir(parents=True, exist_ok=True)
     return open(path, "xb")
 

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterable
 from contextlib import AsyncExitStack, suppress
-from typing import Any
+from typing import Any, ClassVar
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
@@ -39,6 +39,7 @@ def client_config() -> AioConfig:
 
 class S3Storage:
     name = "s3"
+    APP_ROUTES: ClassVar[dict[str, str]] = {}  # the bucket serves the bytes and takes the PUTs
 
     def __init__(self, client: Any, bucket: str, public_base: str, part_size: int, region: str = "auto") -> None:
         self.client = client
@@ -139,7 +140,7 @@ class S3Storage:
         resp = await self._call("get_object", Key=key, Range=rng)
         try:
             async with resp["Body"] as body:
-                data = await body.read()
+                data: bytes = await body.read()
         except (TimeoutError, BotoCoreError, OSError) as exc:
             raise StorageError(f"get_object: {exc}") from exc
         return data[:length]
@@ -171,6 +172,9 @@ class S3Storage:
 
     def public_url(self, key: str) -> str:
         return f"{self.public_base}/{check_key(key)}"
+
+    async def start(self) -> None:
+        """Nothing: the bucket is made once, by `imagehost storage-setup`."""
 
     async def check(self) -> None:
         await self._call("head_bucket")

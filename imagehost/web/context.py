@@ -1,4 +1,5 @@
-"""Rendering a page: every template sees the caller, the CSRF token and `static_url`."""
+"""Rendering a page: every template sees the caller, the CSRF token, `static_url` and
+aiohttp-jinja2's `url(name, **parts)`; handlers build URLs with `url(request, name)`."""
 
 from __future__ import annotations
 
@@ -10,14 +11,25 @@ from aiohttp import web
 from ..accounts.identity import csrf_token, current_user
 from ..typedefs import ASSETS
 
+# The routes the page scripts call, as path templates (`/api/images/{id}`): static/api.js
+# fills them in with `route(name, parts)`, so the scripts build URLs from names too.
+JS_ROUTES = ("gallery", "image", "image_delete", "api.images", "api.image", "api.upload_url", "api.confirm")
+
 
 async def page_context(request: web.Request) -> dict[str, Any]:
+    router = request.app.router
     return {
         "user": current_user(request),
         "csrf_token": await csrf_token(request),
         "static_url": request.app[ASSETS].url,
         "site_name": "imagehost",
+        "js_routes": {name: router[name].canonical for name in JS_ROUTES},
     }
+
+
+def url(request: web.Request, name: str, **parts: str) -> str:
+    """The path of a named route (the route table is `imagehost/routes.py`)."""
+    return str(request.app.router[name].url_for(**parts))
 
 
 async def render(
