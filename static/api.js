@@ -7,12 +7,28 @@ export function csrfToken() {
   return meta ? meta.content : '';
 }
 
-/** An error answer: `status` is the HTTP status (0 when the network failed). */
+let routes = null;
+
+/** The path of a named route (the server's route table, sent as path templates in the
+ * page's `#routes` block), with `{name}` parts filled in and URL-encoded. */
+export function route(name, parts = {}) {
+  if (routes === null) {
+    const block = document.getElementById('routes');
+    routes = block ? JSON.parse(block.textContent) : {};
+  }
+  const template = routes[name];
+  if (template === undefined) throw new Error(`unknown route ${name}`);
+  return template.replace(/\{(\w+)\}/g, (_, key) => encodeURIComponent(parts[key]));
+}
+
+/** An error answer: `status` is the HTTP status (0 when the network failed); `code` is the
+ * server's stable error code (decide by it, never by the words); `detail` its details. */
 export class ApiError extends Error {
-  constructor(status, message, detail) {
+  constructor(status, message, detail, code = '') {
     super(message);
     this.status = status;
     this.detail = detail;
+    this.code = code;
   }
 }
 
@@ -40,7 +56,12 @@ export async function api(method, url, body) {
     // not JSON: keep data null
   }
   if (!res.ok) {
-    throw new ApiError(res.status, (data && data.error) || `Request failed (HTTP ${res.status})`, data && data.detail);
+    throw new ApiError(
+      res.status,
+      (data && data.error) || `Request failed (HTTP ${res.status})`,
+      data && data.detail,
+      (data && data.code) || '',
+    );
   }
   return data;
 }

@@ -4,7 +4,7 @@ let hideTimer;
 
 /** Show `message` in the status toast (role=status, aria-live=polite). */
 export function announce(message, isError = false) {
-  const el = document.querySelector('[data-testid="copied-status"]');
+  const el = document.querySelector('[data-copied-status]');
   if (!el) return;
   clearTimeout(hideTimer);
   const show = () => {

@@ -1,7 +1,7 @@
 // Gallery and image pages: upload (picker, drop, paste) with progress,
 // copy link formats, delete without reload, "Load more".
 import './page.js';
-import { ApiError, NETWORK_LOST, api, csrfToken } from './api.js';
+import { ApiError, NETWORK_LOST, api, csrfToken, route } from './api.js';
 import { announce, copyText } from './clipboard.js';
 import { formatLink } from './links.js';
 
@@ -9,11 +9,11 @@ const MAX_PARALLEL = 3;
 const main = document.getElementById('main');
 const grid = document.querySelector('[data-grid]');
 const empty = document.querySelector('[data-empty]');
-const countEl = document.querySelector('[data-testid="gallery-count"]');
+const countEl = document.querySelector('[data-gallery-count]');
 const usedEl = document.querySelector('[data-used]');
 const tileTemplate = document.getElementById('tile-template');
 const rowTemplate = document.getElementById('upload-row-template');
-const uploadList = document.querySelector('[data-testid="upload-list"]');
+const uploadList = document.querySelector('[data-upload-list]');
 const clearButton = document.querySelector('[data-clear-uploads]');
 
 const config = main.dataset;
@@ -66,7 +66,7 @@ function renderTile(image) {
     height: image.height || '',
     sizeBytes: image.size_bytes || 0,
   });
-  tile.querySelector('.tile-link').href = `/images/${encodeURIComponent(id)}`;
+  tile.querySelector('.tile-link').href = route('image', { id });
   const img = tile.querySelector('img');
   img.src = image.thumbnail_url || image.public_url;
   img.alt = image.filename || '';
@@ -79,7 +79,7 @@ function renderTile(image) {
   name.textContent = image.filename || '';
   name.title = image.filename || '';
   for (const el of tile.querySelectorAll('[aria-describedby]')) el.setAttribute('aria-describedby', name.id);
-  tile.querySelector('form[data-delete]').setAttribute('action', `/images/${encodeURIComponent(id)}/delete`);
+  tile.querySelector('form[data-delete]').setAttribute('action', route('image_delete', { id }));
   return tile;
 }
 
@@ -114,17 +114,17 @@ document.addEventListener('submit', async (event) => {
   const button = form.querySelector('button');
   button.disabled = true;
   try {
-    await api('DELETE', `/api/images/${encodeURIComponent(id)}`);
+    await api('DELETE', route('api.image', { id }));
   } catch (err) {
-    if (!(err instanceof ApiError) || err.status !== 404) {
+    if (!(err instanceof ApiError) || err.code !== 'not_found') {
       button.disabled = false;
       announce(`Could not delete: ${err.message}`, true);
       return;
     }
-    // 404: already gone; remove it here too.
+    // not_found: already gone; remove it here too.
   }
   if (!tile) {
-    window.location.assign(form.dataset.redirect || '/gallery');
+    window.location.assign(form.dataset.redirect || route('gallery'));
     return;
   }
   const neighbour = tile.nextElementSibling || tile.previousElementSibling;
@@ -162,7 +162,12 @@ function putFile(ticket, file, onProgress) {
       } catch {
         // S3 answers XML; keep the status only.
       }
-      reject(new ApiError(xhr.status, (data && data.error) || `Upload failed (HTTP ${xhr.status})`));
+      reject(new ApiError(
+        xhr.status,
+        (data && data.error) || `Upload failed (HTTP ${xhr.status})`,
+        data && data.detail,
+        (data && data.code) || '',
+      ));
     };
     xhr.onerror = () => reject(new ApiError(0, NETWORK_LOST));
     xhr.onabort = xhr.onerror;
@@ -183,9 +188,9 @@ function precheck(file) {
 function describe(err) {
   if (!(err instanceof ApiError)) return err.message || 'Upload failed';
   if (err.status === 0) return NETWORK_LOST;
-  if (err.status === 507 || /quota/i.test(err.message)) return 'Storage quota full';
-  if (err.status === 413) return tooBig();
-  if (err.status === 415) return 'Not a supported image';
+  if (err.code === 'quota_exceeded') return 'Storage quota full';
+  if (err.code === 'file_too_large') return tooBig();
+  if (err.code === 'unsupported_type' || err.code === 'type_mismatch') return 'Not a supported image';
   return err.message;
 }
 
@@ -203,7 +208,7 @@ async function upload(job) {
   try {
     const problem = precheck(file);
     if (problem) throw new Error(problem);
-    const ticket = await api('POST', '/api/images/upload-url', {
+    const ticket = await api('POST', route('api.upload_url'), {
       filename: file.name,
       content_type: file.type || 'application/octet-stream',
       size_bytes: file.size,
@@ -212,7 +217,7 @@ async function upload(job) {
     await putFile(ticket, file, (fraction) => { job.progress.value = Math.round(fraction * 100); });
     job.progress.removeAttribute('value'); // indeterminate while the server checks the bytes
     setRow(job, 'active', 'Checking…');
-    const image = await api('POST', '/api/images/confirm', { r2_key: ticket.r2_key });
+    const image = await api('POST', route('api.confirm'), { r2_key: ticket.r2_key });
     job.progress.value = 100;
     if (!findTile(String(image.id))) {
       grid.prepend(renderTile(image));
@@ -259,8 +264,8 @@ function addFiles(files) {
       file,
       row,
       progress: row.querySelector('progress'),
-      status: row.querySelector('[data-testid="upload-status"]'),
-      retry: row.querySelector('[data-testid="upload-retry"]'),
+      status: row.querySelector('[data-upload-status]'),
+      retry: row.querySelector('[data-upload-retry]'),
     };
     job.progress.setAttribute('aria-label', `Upload progress of ${file.name}`);
     job.retry.setAttribute('aria-label', `Retry ${file.name}`);
@@ -275,8 +280,8 @@ function addFiles(files) {
 }
 
 function initUploads() {
-  const input = document.querySelector('[data-testid="upload-input"]');
-  const overlay = document.querySelector('[data-testid="drop-overlay"]');
+  const input = document.querySelector('[data-upload-input]');
+  const overlay = document.querySelector('[data-drop-overlay]');
 
   input.addEventListener('change', () => {
     addFiles(input.files);
@@ -336,7 +341,7 @@ function initUploads() {
 // ---------------------------------------------------------------- load more
 
 function initLoadMore() {
-  const link = document.querySelector('[data-testid="load-more"]');
+  const link = document.querySelector('[data-load-more]');
   if (!link) return;
   let busy = false;
   link.addEventListener('click', async (event) => {
@@ -347,7 +352,7 @@ function initLoadMore() {
     const label = link.textContent;
     link.textContent = 'Loading…';
     try {
-      const page = await api('GET', `/api/images/?cursor=${encodeURIComponent(cursor)}&limit=50`);
+      const page = await api('GET', `${route('api.images')}?cursor=${encodeURIComponent(cursor)}&limit=50`);
       let first = null;
       for (const image of page.images || []) {
         if (findTile(String(image.id))) continue;
@@ -358,7 +363,7 @@ function initLoadMore() {
       cursor = page.next_cursor || '';
       main.dataset.nextCursor = cursor;
       if (cursor) {
-        link.href = `/gallery?cursor=${encodeURIComponent(cursor)}`;
+        link.href = `${route('gallery')}?cursor=${encodeURIComponent(cursor)}`;
       } else {
         link.closest('.more').remove();
         (first ? first.querySelector('.tile-link') : main).focus();
