@@ -12,11 +12,12 @@ UV := $(PYTHON) -m uv
 endif
 RUN := $(UV) run --frozen
 
-.PHONY: uv run test install install-dev migrate storage-setup gc bench lint compose-check clean help
+.PHONY: uv run test install install-dev migrate storage-setup gc bench lint fmt compose-check clean help
 
 help:
 	@echo "make run    install what is missing, migrate, serve on http://localhost:8000"
 	@echo "make test   the whole suite (SQLite always; PostgreSQL with TEST_DATABASE_URL; S3 via moto; Chromium)"
+	@echo "make lint   ruff (lint + format check) and mypy strict on imagehost/"
 	@echo "make bench  the benchmarks in bench/ (they print figures)"
 
 uv:
@@ -48,6 +49,17 @@ gc: install
 
 test: install-dev
 	$(RUN) pytest $(PYTEST_ARGS)
+
+# Lint, format and types: part of the suite (CI runs it before the tests).
+lint: install-dev
+	$(RUN) ruff check imagehost tests bench
+	$(RUN) ruff format --check imagehost tests bench
+	$(RUN) mypy
+
+# Rewrite what ruff can fix by itself (imports, formatting).
+fmt: install-dev
+	$(RUN) ruff check --fix imagehost tests bench
+	$(RUN) ruff format imagehost tests bench
 
 bench: install-dev
 	$(RUN) python bench/run_all.py
