@@ -16,13 +16,15 @@ Per format (content types as `formats.sniff` names them):
 - PNG: drops tEXt, zTXt, iTXt (XMP lives there) and tIME; eXIf becomes an orientation-only
   eXIf like JPEG's; every other chunk is kept as it is.
 - GIF: drops comment extensions and application extensions other than the looping ones
-  (NETSCAPE2.0, ANIMEXTS1.0): XMP lives in an application extension.
+  (NETSCAPE2.0, ANIMEXTS1.0) and the ICC profile (ICCRGBG1012): XMP lives in one.
 - WebP: drops the EXIF (kept as orientation-only) and XMP chunks, clears their VP8X flags
   and rewrites the RIFF length. Metadata comes after the image data there, so an extended
   (VP8X) file is spooled (memory, then disk past 1 MiB) and emitted by `finish`; a simple
   file (one VP8/VP8L chunk, no room for metadata) streams through.
-- AVIF: overwrites the bytes of the Exif items and the XMP items (mime
-  application/rdf+xml) with zeros in place, so every box and offset stays valid. The
+- AVIF: blanks the Exif items and the XMP items (mime application/rdf+xml) in place, so
+  every box and offset stays valid: an Exif item becomes an empty TIFF header then
+  zeros, an XMP item an empty x:xmpmeta element then spaces (readers refuse NUL-filled
+  ones). The
   meta box is read whole (it comes first and is small); the items' bytes are zeroed as
   they stream past, in mdat (construction method 0) or in the meta box's idat (method 1).
 
@@ -243,7 +245,10 @@ class Stripper:
             if type(want) is _Pass:
                 self.emit(view[:step])
             elif isinstance(want, _Fill):
-                self.emit(want.byte * step)
+                fill = want.byte * step
+                if not self.changed and view[:step] != fill:
+                    self.changed = True
+                self.emit(fill)
             want.n -= step
             self.pos += step
             if want.n == 0:
@@ -597,7 +602,9 @@ def _png(s: Stripper) -> Walker:
 
 # --------------------------------------------------------------------------- GIF
 
-_GIF_LOOPING = (b"NETSCAPE2.0", b"ANIMEXTS1.0")
+# The looping extensions, and the ICC profile's (colour, nothing personal: kept as in
+# every other format).
+_GIF_KEEP = (b"NETSCAPE2.0", b"ANIMEXTS1.0", b"ICCRGBG1012")
 
 
 def _gif(s: Stripper) -> Walker:
@@ -624,7 +631,7 @@ def _gif(s: Stripper) -> Walker:
             elif label == b"\xff":  # application: its first sub-block names it
                 size = yield _Read(1)
                 ident = yield _Read(size[0])
-                if ident in _GIF_LOOPING:
+                if ident in _GIF_KEEP:
                     s.emit(block + label + size + ident)
                     yield _Blocks(keep=True)
                 else:
@@ -861,7 +868,6 @@ def _meta_extents(s: Stripper, meta: bytearray) -> list[_Extent]:
             kind = kinds.get(item_id)
             if kind is None or dref != 0 or not spans:
                 continue
-            s.changed = True
             if any(length == 0 for _start, _end, length in spans):
                 raise s.fail("a metadata item runs to the end of the file")
             kinds_of_spans = [kind] + ["zero"] * (len(spans) - 1)  # the block starts in the first extent
@@ -876,7 +882,11 @@ def _meta_extents(s: Stripper, meta: bytearray) -> list[_Extent]:
                     lo, hi = idat[0] + a, idat[0] + z
                     if hi > idat[1]:
                         raise s.fail("an item runs past its idat box")
-                    meta[lo:hi] = _blank_item(k, bytes(meta[lo:hi]))
+                    item = bytes(meta[lo:hi])
+                    blank = _blank_item(k, item)
+                    if blank != item:
+                        meta[lo:hi] = blank
+                        s.changed = True
             else:
                 raise s.fail("a metadata item built from other items (iloc construction method 2)")
     return _merge(extents)
@@ -945,12 +955,16 @@ def _avif(s: Stripper) -> Walker:
             yield _Pass(e.start - at)
             size = e.end - e.start
             if e.kind == "camera" and size <= MAX_EXIF:
-                s.emit(_blank_avif_exif((yield _Read(size))))
-            else:
-                head, pad = _empty("exif" if e.kind == "camera" else e.kind, size)
-                yield _Drop(len(head))
-                s.emit(head)
-                yield _Fill(size - len(head), pad)
+                item = yield _Read(size)
+                blank = _blank_avif_exif(item)
+            else:  # the head of an empty block now, the padding as it streams past
+                blank, pad = _empty("exif" if e.kind == "camera" else e.kind, size)
+                item = yield _Read(len(blank))
+            if blank != item:
+                s.changed = True
+            s.emit(blank)
+            if len(blank) < size:
+                yield _Fill(size - len(blank), pad)
             at = e.end
         if body_end is None:
             yield _Rest(keep=True)
