@@ -22,11 +22,12 @@ Per format (content types as `formats.sniff` names them):
   (VP8X) file is spooled (memory, then disk past 1 MiB) and emitted by `finish`; a simple
   file (one VP8/VP8L chunk, no room for metadata) streams through.
 - AVIF: blanks the Exif items and the XMP items (mime application/rdf+xml) in place, so
-  every box and offset stays valid: an Exif item becomes an empty TIFF header then
-  zeros, an XMP item an empty x:xmpmeta element then spaces (readers refuse NUL-filled
-  ones). The
-  meta box is read whole (it comes first and is small); the items' bytes are zeroed as
-  they stream past, in mdat (construction method 0) or in the meta box's idat (method 1).
+  every box and offset stays valid: an Exif item becomes an empty TIFF header then zeros,
+  an XMP item an empty x:xmpmeta element then spaces (readers refuse NUL-filled ones).
+  The meta box is read whole (it comes first and holds headers only); the items' bytes
+  are blanked as they stream past, in mdat (iloc construction method 0) or in the meta
+  box's idat (method 1). An item stored before the end of the meta box (a file with its
+  meta after mdat) or built from other items (method 2) is refused: `Unprocessable`.
 
 With `keep_camera`, the Exif block is kept (Make, Model, lens, exposure, serial...) but its
 GPS IFD is blanked in place: its entries and their data are zeroed and the GPSInfo entry
@@ -459,16 +460,15 @@ class _Tiff:
             end = ifd + 2 + 12 * len(entries) + 4  # the next-IFD offset included
             self._at(ifd, end - ifd)
             for at, tag, _typ, _count in entries:
-                if tag != _GPS_IFD:
-                    continue
-                self._blank_ifd(self.u32(at + 8))
-                a, b = self.base + at, self.base + end
-                self.buf[a : b - 12] = self.buf[a + 12 : b]
-                self.buf[b - 12 : b] = bytes(12)
-                struct.pack_into(self.order + "H", self.buf, self.base + ifd, len(entries) - 1)
-                found = True
-                break
-            ifd = self.u32(end - 4 - (12 if found else 0))  # the next-IFD offset, moved up if an entry went
+                if tag == _GPS_IFD:
+                    self._blank_ifd(self.u32(at + 8))
+                    a, b = self.base + at, self.base + end
+                    self.buf[a : b - 12] = self.buf[a + 12 : b]
+                    self.buf[b - 12 : b] = bytes(12)
+                    struct.pack_into(self.order + "H", self.buf, self.base + ifd, len(entries) - 1)
+                    found, end = True, end - 12
+                    break
+            ifd = self.u32(end - 4)  # the next IFD
         return found
 
     def _blank_ifd(self, ifd: int) -> None:

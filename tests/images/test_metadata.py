@@ -478,6 +478,39 @@ def test_keep_camera_keeps_make_model_and_serial_but_no_location(name: str) -> N
     assert_same_pixels(data, result, content_type)
 
 
+def test_keep_camera_blanks_gps_pointed_to_from_ifd0_and_ifd1() -> None:
+    """A hand-made Exif block: IFD0 (Make, GPS) -> IFD1 (Compression, GPS, Orientation)."""
+
+    def ifd(entries: list[tuple[int, int, int, int]], next_ifd: int) -> bytes:
+        return (
+            struct.pack("<H", len(entries))
+            + b"".join(struct.pack("<HHII", *e) for e in entries)
+            + struct.pack("<I", next_ifd)
+        )
+
+    def gps(data_at: int) -> bytes:
+        return ifd([(2, 5, 3, data_at)], 0)
+
+    ifd0_at, ifd1_at, gps0_at, gps1_at, data0_at, data1_at, make_at = 8, 38, 80, 98, 116, 140, 164
+    seconds = struct.pack("<6I", 48, 1, 51, 1, GPS_SECONDS, 100000)
+    tiff = b"II*\x00" + struct.pack("<I", ifd0_at)
+    tiff += ifd([(0x010F, 2, 6, make_at), (0x8825, 4, 1, gps0_at)], ifd1_at)
+    tiff += ifd([(0x0103, 3, 1, 6), (0x0112, 3, 1, 3), (0x8825, 4, 1, gps1_at)], 0)
+    tiff = tiff.ljust(gps0_at, b"\x00") + gps(data0_at) + gps(data1_at) + seconds + seconds + b"Canon\x00"
+    assert len(tiff) == make_at + 6
+    png = PLAIN["png"][1]
+    data = png[:33] + png_chunk(b"eXIf", tiff) + png[33:]
+    assert exif_of(data).get_ifd(0x8825) and has_gps_bytes(data)
+
+    result, changed = strip_bytes(PNG, data, keep_camera=True)
+
+    assert changed is True and len(result) == len(data) and not has_gps_bytes(result)
+    exif = exif_of(result)
+    assert exif[0x010F] == "Canon" and 0x8825 not in exif
+    ifd1 = exif.get_ifd(-1)  # ExifTags.IFD.IFD1
+    assert ifd1[0x0103] == 6 and ifd1[0x0112] == 3 and 0x8825 not in ifd1
+
+
 @pytest.mark.parametrize("endian", ["<", ">"])
 def test_keep_camera_blanks_gps_in_place_in_either_byte_order(endian: str) -> None:
     out = io.BytesIO()
