@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     max_upload_mb: float = Field(25, gt=0)
     max_user_storage_mb: float = Field(0, ge=0)
     max_image_pixels: int = Field(100_000_000, ge=1)
+    strip_metadata: bool = True
     allowed_image_types: Annotated[tuple[str, ...], NoDecode] = DEFAULT_TYPES
     registration_open: bool = True
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()

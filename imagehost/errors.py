@@ -40,6 +40,7 @@ CODES: dict[str, str] = {
     "conflict": "The request conflicts with the current state.",
     "field_taken": "The username or email is already taken; `detail.field` names it.",
     "upload_url_used": "This signed upload URL was already used.",
+    "upload_changed": "The uploaded object was replaced while the server checked it; upload again.",
     # 413
     "file_too_large": "The file is larger than the server accepts; `detail.max_bytes` says the limit.",
     "quota_exceeded": "The upload would exceed the account's storage quota.",

@@ -3,6 +3,7 @@ signature), status, duration in ms, and the user id once known."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 
@@ -11,6 +12,7 @@ from loguru import logger
 
 from ..db import new_id
 from ..typedefs import IDENTITY, REQUEST_ID, Handler
+from .errors import CLIENT_CLOSED_REQUEST
 
 _ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -30,6 +32,9 @@ async def access_log_middleware(request: web.Request, handler: Handler) -> web.S
     except web.HTTPException as exc:
         status = exc.status
         exc.headers["X-Request-ID"] = rid
+        raise
+    except (asyncio.CancelledError, ConnectionResetError):
+        status = CLIENT_CLOSED_REQUEST  # the client went away: no answer was sent
         raise
     finally:
         identity = request.get(IDENTITY)

@@ -39,6 +39,8 @@ def wants_json(request: web.Request) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
+CLIENT_CLOSED_REQUEST = 499  # nginx's name for it: the client went away before the answer
+
 # The codes of errors aiohttp raises itself (routing, body size).
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "file_too_large"}
 
@@ -95,7 +97,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except StorageError as exc:
         logger.bind(request_id=request.get(REQUEST_ID)).warning("storage unavailable: {}", exc)
         return await error_response(request, 503, "storage unavailable", "storage_unavailable")
-    except (asyncio.CancelledError, ConnectionResetError):
+    except ConnectionResetError:
+        # The client hung up (mid-upload, say): there is no one to answer, and nothing
+        # went wrong here. The clean-up already ran; the access log says 499.
+        logger.bind(request_id=request.get(REQUEST_ID)).info("client disconnected")
+        return web.Response(status=CLIENT_CLOSED_REQUEST)
+    except asyncio.CancelledError:
         raise
     except Exception as exc:
         request_id = request.get(REQUEST_ID)

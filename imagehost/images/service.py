@@ -19,7 +19,7 @@ import base64
 import functools
 import hmac
 import unicodedata
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -29,10 +29,11 @@ from loguru import logger
 
 from ..db import json_time, new_id, sha256_hex, transaction, utcnow
 from ..env import Env
-from ..errors import AppError, NotFound, PayloadTooLarge, Unprocessable, UnsupportedMediaType
-from ..storage import InvalidKey, ObjectInfo, ObjectNotFound, StorageError, check_key
+from ..errors import AppError, Conflict, NotFound, PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from ..storage import InvalidKey, ObjectChanged, ObjectInfo, ObjectNotFound, StorageError, check_key
 from . import store
 from .formats import EXTENSIONS, HEAD_BYTES, Checker, Sniffed, sniff
+from .metadata import Stripper
 from .store import ACTIVE, PENDING, ImageRow
 
 CHUNK = 1024 * 1024  # bytes per read from a request or a file; fewer, larger reads cost less per byte
@@ -137,9 +138,11 @@ async def _insert(env: Env, row: ImageRow) -> None:
         )
 
 
-async def delete_objects(env: Env, keys: list[str]) -> bool:
+async def delete_objects(env: Env, keys: list[str], keep_tracked: Collection[str] = ()) -> bool:
     """Delete objects whose tombstones are already in storage_orphans, then drop the
-    tombstones. What storage refuses stays recorded for the sweep. True if all went."""
+    tombstones — except those in `keep_tracked`, which stay until they are due (a
+    presigned key whose URL still lives: the sweep deletes whatever is PUT there late).
+    What storage refuses stays recorded for the sweep. True if all went."""
     deleted: list[str] = []
     for key in keys:
         try:
@@ -147,10 +150,11 @@ async def delete_objects(env: Env, keys: list[str]) -> bool:
             deleted.append(key)
         except (StorageError, InvalidKey) as exc:
             logger.warning("delete of {} failed, the sweep will retry: {}", key, exc)
-    if deleted:
+    done = [k for k in deleted if k not in keep_tracked]
+    if done:
         try:
             async with transaction(env.engine) as conn:
-                await store.drop_orphans(conn, deleted)
+                await store.drop_orphans(conn, done)
         except Exception as exc:  # the sweep deletes them again: deletes are idempotent
             logger.warning("could not clear storage_orphans for {}: {}", deleted, type(exc).__name__)
     return len(deleted) == len(keys)
@@ -236,12 +240,22 @@ async def pending_upload(env: Env, row: ImageRow) -> AsyncIterator[PendingUpload
         raise
 
 
+def _url_lifetime_left(row: ImageRow) -> timedelta:
+    """How long a presigned row's upload URL may still be used (the row's expiry is the
+    URL's plus a grace period): its key stays tracked that long."""
+    assert row.expires_at is not None
+    return max(TOMBSTONE_DELAY, row.expires_at - utcnow())
+
+
 async def _discard(upload: PendingUpload) -> None:
     """Undo a failed upload: row, quota, objects. Never raises."""
     env, row = upload.env, upload.row
     stored = bool(upload.written) or row.upload_key is not None
+    keep = (row.upload_key,) if row.upload_key else ()
     try:
         async with transaction(env.engine) as conn:
+            if row.upload_key:  # its URL still lives: track the key until it is dead
+                await store.add_orphans(conn, [row.upload_key], delay=_url_lifetime_left(row))
             removed = await store.remove(conn, row.id, status=PENDING, orphan_delay=TOMBSTONE_DELAY, tombstones=stored)
     except Exception as exc:
         # The database is down: the row stays pending, and the sweep removes it with
@@ -250,7 +264,7 @@ async def _discard(upload: PendingUpload) -> None:
         return
     if removed is not None:
         if stored:
-            await delete_objects(env, removed.keys)
+            await delete_objects(env, removed.keys, keep_tracked=keep)
     elif upload.written:
         await _delete_untracked(env, upload.written)
 
@@ -304,34 +318,55 @@ async def upload_stream(
     )
     await _insert(env, row)
 
-    async def chunks() -> AsyncGenerator[bytes, None]:
-        yield head_bytes
-        if eof:
-            return
+    async def rest() -> AsyncGenerator[bytes, None]:
         total = len(head_bytes)
-        while True:
+        while not eof:
             chunk = await read()
             if not chunk:
                 break
             total += len(chunk)
             if total > cap:
                 raise PayloadTooLarge(detail={"max_bytes": cap})
-            checker.feed(chunk)
             yield chunk
-        checker.finish()
 
     async with pending_upload(env, row) as upload:
-        upload.written.append(row.storage_key)
-        try:
-            async with aclosing(chunks()) as gen:
-                size = await env.storage.put_stream(row.storage_key, gen, sniffed.content_type)
-        except (StorageError, AppError):
-            upload.written.clear()  # a backend leaves nothing behind when put_stream fails
-            raise
+        size = await _write(upload, _stored_bytes(env, checker, head_bytes, rest()))
         if before_activate is not None:
             await before_activate()
         return await upload.activate(size_bytes=size, sniffed=sniffed)
     raise AssertionError("unreachable")  # pragma: no cover - the block returns or raises
+
+
+async def _stored_bytes(
+    env: Env, checker: Checker, head: bytes, rest: AsyncIterator[bytes]
+) -> AsyncGenerator[bytes, None]:
+    """What is stored: the file, its structure checked chunk by chunk, its metadata
+    removed by rewriting the container (STRIP_METADATA). `head` was checked already."""
+    stripper = Stripper(checker.content_type) if env.settings.strip_metadata else None
+    out = stripper.feed(head) if stripper else head
+    if out:
+        yield out
+    async for chunk in rest:
+        checker.feed(chunk)
+        out = stripper.feed(chunk) if stripper else chunk
+        if out:
+            yield out
+    checker.finish()
+    if stripper:
+        for piece in stripper.finish():
+            yield piece
+
+
+async def _write(upload: PendingUpload, chunks: AsyncGenerator[bytes, None]) -> int:
+    """Stream the chunks to the upload's final key; the byte count stored."""
+    key = upload.row.storage_key
+    upload.written.append(key)
+    try:
+        async with aclosing(chunks) as gen:
+            return await upload.env.storage.put_stream(key, gen, upload.row.content_type)
+    except (StorageError, AppError):
+        upload.written.clear()  # a backend leaves nothing behind when put_stream fails
+        raise
 
 
 # --------------------------------------------------------------------------- presigned
@@ -377,11 +412,7 @@ async def create_upload_url(
     }
 
 
-async def _verify_stored(env: Env, row: ImageRow, info: ObjectInfo) -> Sniffed:
-    """The stored bytes against what was declared: size, then type (a ranged read of the
-    head), then the whole structure (read back in large ranges)."""
-    key = row.upload_key
-    assert key is not None
+def _check_stored_size(env: Env, row: ImageRow, info: ObjectInfo) -> None:
     if info.size > env.settings.max_upload_bytes:
         raise PayloadTooLarge(detail={"max_bytes": env.settings.max_upload_bytes, "stored_bytes": info.size})
     if info.size != row.size_bytes:
@@ -390,7 +421,16 @@ async def _verify_stored(env: Env, row: ImageRow, info: ObjectInfo) -> Sniffed:
             {"declared_bytes": row.size_bytes, "stored_bytes": info.size},
             code="size_mismatch",
         )
-    head = await env.storage.read_range(key, 0, min(HEAD_BYTES, info.size))
+
+
+async def _store_verified(env: Env, upload: PendingUpload, key: str, info: ObjectInfo) -> tuple[Sniffed, int]:
+    """Read the uploaded object back, bound to the version `head` saw (its ETag), check
+    its size, type (the head, sniffed) and whole structure, and write what passes —
+    metadata stripped — to the final key. The final object is only ever bytes this
+    server read and checked: a PUT racing the confirm makes a read fail, never slip in."""
+    row = upload.row
+    _check_stored_size(env, row, info)
+    head = await env.storage.read_range(key, 0, min(HEAD_BYTES, info.size), if_match=info.etag)
     sniffed = await _sniff(env, head)
     if sniffed.content_type != row.content_type:
         raise UnsupportedMediaType(
@@ -400,17 +440,18 @@ async def _verify_stored(env: Env, row: ImageRow, info: ObjectInfo) -> Sniffed:
         )
     checker = Checker(sniffed.content_type)
     checker.feed(head)
-    offset = len(head)
-    while offset < info.size:
-        data = await env.storage.read_range(key, offset, min(READ_BACK_BYTES, info.size - offset))
-        if not data:
-            break
-        checker.feed(data)
-        offset += len(data)
-    if offset != info.size:
-        raise Unprocessable("the uploaded object changed while it was read", code="size_mismatch")
-    checker.finish()
-    return sniffed
+
+    async def rest() -> AsyncGenerator[bytes, None]:
+        offset = len(head)
+        while offset < info.size:
+            length = min(READ_BACK_BYTES, info.size - offset)
+            data = await env.storage.read_range(key, offset, length, if_match=info.etag)
+            if len(data) != length:
+                raise ObjectChanged(key)
+            offset += length
+            yield data
+
+    return sniffed, await _write(upload, _stored_bytes(env, checker, head, rest()))
 
 
 async def confirm(env: Env, owner_id: str, r2_key: Any) -> tuple[ImageRow, bool]:
@@ -435,16 +476,18 @@ async def confirm(env: Env, owner_id: str, r2_key: Any) -> tuple[ImageRow, bool]
         # Nothing to verify yet; the row stays (the URL may still be used) and the
         # sweep removes it when it expires.
         raise Unprocessable("nothing has been uploaded to this URL yet", code="nothing_uploaded")
+    url_left = _url_lifetime_left(row)
     try:
         async with pending_upload(env, row) as upload:
-            sniffed = await _verify_stored(env, row, info)
-            upload.written.append(row.storage_key)
             try:
-                await env.storage.copy(r2_key, row.storage_key, sniffed.content_type)
-            except ObjectNotFound:
-                upload.written.clear()  # nothing was copied: the source is gone
-                raise
-            active = await upload.activate(size_bytes=info.size, sniffed=sniffed, tombstones=(r2_key,))
+                sniffed, size = await _store_verified(env, upload, r2_key, info)
+            except ObjectChanged:
+                raise Conflict(
+                    "the upload changed while it was being checked: upload it again", code="upload_changed"
+                ) from None
+            # The temporary key stays tracked until its URL is dead, so whatever is PUT
+            # there later is removed by the sweep.
+            active = await upload.activate(size_bytes=size, sniffed=sniffed, tombstones=(r2_key,), delay=url_left)
     except AlreadyActive as exc:
         return exc.row, False
     except ObjectNotFound:
@@ -453,9 +496,8 @@ async def confirm(env: Env, owner_id: str, r2_key: Any) -> tuple[ImageRow, bool]
         if again is not None and again.status == ACTIVE:
             return again, False
         raise NotFound("upload not found") from None
-    # The temporary object goes now, so a still-valid presigned URL can never change
-    # the confirmed image (its tombstone covers a failure here).
-    await delete_objects(env, [r2_key])
+    # The temporary object goes now; its tombstone stays until the URL is dead.
+    await delete_objects(env, [r2_key], keep_tracked=(r2_key,))
     return active, True
 
 

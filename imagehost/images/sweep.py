@@ -2,8 +2,12 @@
 
 1. Pending rows past their expiry (an upload that died with its process, a presigned
    URL never confirmed) go, with their quota; their objects become tombstones.
-2. Tombstones in storage_orphans (objects whose delete failed or has not happened yet)
-   are deleted from storage, with an exponential back-off for those that keep failing.
+2. Tombstones in storage_orphans (objects whose delete failed or has not happened yet,
+   and presigned keys whose URL may still be used) are deleted from storage, with an
+   exponential back-off for those that keep failing.
+3. `sweep_partials`: what a write killed mid-way leaves that no row records — the
+   local backend's temp files, a bucket's incomplete multipart uploads — once older
+   than the pending expiry (no live upload is that old), whatever the bucket's rules.
 
 Safe with several processes at once: a pending row is taken by a conditional DELETE,
 a tombstone by a conditional UPDATE of its attempt count; only the process whose
@@ -13,7 +17,7 @@ statement matched acts on it.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from loguru import logger
 
@@ -30,10 +34,11 @@ def backoff(attempts: int) -> timedelta:
     return min(MAX_BACKOFF, timedelta(seconds=30 * 2 ** min(attempts, 20)))
 
 
-async def sweep(env: Env) -> dict[str, int]:
+async def sweep(env: Env, now: datetime | None = None) -> dict[str, int]:
+    """One pass; `now` (naive UTC) is the clock the expiries are read against."""
     engine, storage = env.engine, env.storage
     result = {"pending_removed": 0, "orphans_removed": 0, "orphans_failed": 0}
-    now = utcnow()
+    now = now or utcnow()
     while True:
         async with engine.connect() as conn:
             ids = await store.expired_pending(conn, now, BATCH)
@@ -46,7 +51,7 @@ async def sweep(env: Env) -> dict[str, int]:
 
     while True:
         async with engine.connect() as conn:
-            due = await store.due_orphans(conn, utcnow(), BATCH)
+            due = await store.due_orphans(conn, max(now, utcnow()), BATCH)
         for key, attempts in due:
             async with transaction(engine) as conn:
                 if not await store.claim_orphan(conn, key, attempts, utcnow() + backoff(attempts)):
@@ -67,11 +72,16 @@ async def sweep(env: Env) -> dict[str, int]:
     return result
 
 
+async def sweep_partials(env: Env, now: datetime | None = None) -> dict[str, int]:
+    cutoff = (now or utcnow()) - timedelta(seconds=env.settings.pending_upload_expiry_seconds)
+    return {"partials_removed": await env.storage.clean_partials(cutoff)}
+
+
 async def run_periodically(env: Env, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            result = await sweep(env)
+            result = await sweep(env) | await sweep_partials(env)
             if any(result.values()):
                 logger.info("sweep: {}", result)
         except Exception as exc:

@@ -5,13 +5,23 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 
 from ..config import Settings
-from .base import InvalidKey, ObjectInfo, ObjectNotFound, PresignedPut, Storage, StorageError, check_key
+from .base import (
+    InvalidKey,
+    ObjectChanged,
+    ObjectInfo,
+    ObjectNotFound,
+    PresignedPut,
+    Storage,
+    StorageError,
+    check_key,
+)
 from .local import LocalStorage
 from .s3 import S3Storage
 
 __all__ = [
     "InvalidKey",
     "LocalStorage",
+    "ObjectChanged",
     "ObjectInfo",
     "ObjectNotFound",
     "PresignedPut",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import ClassVar, Protocol
 
 # Keys are made by the application: a random id plus an extension from the sniffed
@@ -14,6 +15,10 @@ KEY_RE = re.compile(r"^(?:pending/)?[A-Za-z0-9_-]{16,64}(?:\.thumb)?\.[a-z0-9]{2
 
 class StorageError(Exception):
     """Storage could not do what was asked (unreachable, refused, timed out)."""
+
+
+class ObjectChanged(StorageError):
+    """The object is no longer the version a read was bound to (its ETag changed)."""
 
 
 class ObjectNotFound(StorageError):
@@ -34,6 +39,7 @@ def check_key(key: str) -> str:
 class ObjectInfo:
     size: int
     content_type: str
+    etag: str = ""  # names this version of the object: reads can be bound to it
 
 
 @dataclass(frozen=True)
@@ -52,8 +58,10 @@ class Storage(Protocol):
 
     async def head(self, key: str) -> ObjectInfo | None: ...
 
-    async def read_range(self, key: str, start: int, length: int) -> bytes:
-        """Up to `length` bytes from offset `start`; negative `start` counts from the end."""
+    async def read_range(self, key: str, start: int, length: int, if_match: str = "") -> bytes:
+        """Up to `length` bytes from offset `start`; negative `start` counts from the end.
+        With `if_match` (an ETag from `head`), ObjectChanged if the object is another
+        version now."""
 
     async def copy(self, src: str, dst: str, content_type: str) -> None: ...
 
@@ -63,6 +71,11 @@ class Storage(Protocol):
     async def presign_put(self, key: str, content_type: str, length: int, expires_in: int) -> PresignedPut: ...
 
     def public_url(self, key: str) -> str: ...
+
+    async def clean_partials(self, older_than: datetime) -> int:
+        """Remove what interrupted writes left behind (a dead process's temp files,
+        incomplete multipart uploads) started before `older_than` (naive UTC); return
+        how many went."""
 
     async def start(self) -> None:
         """What the backend needs when the app starts (the local folder makes its folders)."""

@@ -13,12 +13,13 @@ import hmac
 import os
 import time
 from collections.abc import AsyncIterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, ClassVar
 from urllib.parse import urlencode
 
 from ..db import new_id
-from .base import InvalidKey, ObjectInfo, ObjectNotFound, PresignedPut, StorageError, check_key
+from .base import InvalidKey, ObjectChanged, ObjectInfo, ObjectNotFound, PresignedPut, StorageError, check_key
 
 EXT_TYPES = {
     "jpg": "image/jpeg",
@@ -99,14 +100,18 @@ class LocalStorage:
         except OSError as exc:
             raise StorageError(str(exc)) from exc
         return ObjectInfo(
-            size=st.st_size, content_type=EXT_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream")
+            size=st.st_size,
+            content_type=EXT_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream"),
+            etag=_etag(st),
         )
 
-    async def read_range(self, key: str, start: int, length: int) -> bytes:
+    async def read_range(self, key: str, start: int, length: int, if_match: str = "") -> bytes:
         path = self.path(key)
 
         def read() -> bytes:
             with open(path, "rb") as fh:
+                if if_match and _etag(os.fstat(fh.fileno())) != if_match:
+                    raise ObjectChanged(key)
                 if start < 0:
                     size = fh.seek(0, os.SEEK_END)
                     fh.seek(max(0, size + start))
@@ -170,6 +175,27 @@ class LocalStorage:
 
         await asyncio.get_running_loop().run_in_executor(None, probe)
 
+    async def clean_partials(self, older_than: datetime) -> int:
+        """Temp files of writes whose process died (kill -9 mid-upload): nothing else
+        records them. A live write's file is younger than `older_than`."""
+        cutoff = older_than.replace(tzinfo=UTC).timestamp()
+
+        def clean() -> int:
+            removed = 0
+            for part in (self.root / ".tmp").glob("*.part"):
+                try:
+                    if part.stat().st_mtime < cutoff:
+                        part.unlink()
+                        removed += 1
+                except FileNotFoundError:
+                    continue
+            return removed
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, clean)
+        except OSError as exc:
+            raise StorageError(str(exc)) from exc
+
     async def start(self) -> None:
         for d in (self.root, self.root / "pending", self.root / ".tmp"):
             d.mkdir(parents=True, exist_ok=True)
@@ -177,6 +203,11 @@ class LocalStorage:
     async def setup(self, app_origin: str = "", pending_expiry_days: int = 1) -> list[str]:
         await self.start()
         return [f"folder {self.root} ready"]
+
+
+def _etag(st: os.stat_result) -> str:
+    """A local object's version: a file is only ever replaced whole, never rewritten."""
+    return f'"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"'
 
 
 def _open_exclusive(path: Path) -> BinaryIO:

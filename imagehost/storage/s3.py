@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterable
 from contextlib import AsyncExitStack, suppress
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from aiobotocore.config import AioConfig
@@ -14,9 +15,10 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..config import Settings
-from .base import ObjectInfo, ObjectNotFound, PresignedPut, StorageError, check_key
+from .base import ObjectChanged, ObjectInfo, ObjectNotFound, PresignedPut, StorageError, check_key
 
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
+_CHANGED = {"412", "PreconditionFailed"}
 
 
 def _code(exc: ClientError) -> str:
@@ -70,6 +72,8 @@ class S3Storage:
         except ClientError as exc:
             if _code(exc) in _MISSING:
                 raise ObjectNotFound(kwargs.get("Key", self.bucket)) from exc
+            if _code(exc) in _CHANGED:
+                raise ObjectChanged(kwargs.get("Key", self.bucket)) from exc
             raise StorageError(f"{op}: {_code(exc) or exc}") from exc
         except (TimeoutError, BotoCoreError, OSError) as exc:
             raise StorageError(f"{op}: {type(exc).__name__}: {exc}") from exc
@@ -132,12 +136,15 @@ class S3Storage:
             resp = await self._call("head_object", Key=key)
         except ObjectNotFound:
             return None
-        return ObjectInfo(size=int(resp["ContentLength"]), content_type=resp.get("ContentType", ""))
+        return ObjectInfo(
+            size=int(resp["ContentLength"]), content_type=resp.get("ContentType", ""), etag=resp.get("ETag", "")
+        )
 
-    async def read_range(self, key: str, start: int, length: int) -> bytes:
+    async def read_range(self, key: str, start: int, length: int, if_match: str = "") -> bytes:
         check_key(key)
         rng = f"bytes={start}-{start + length - 1}" if start >= 0 else f"bytes={start}"
-        resp = await self._call("get_object", Key=key, Range=rng)
+        bound = {"IfMatch": if_match} if if_match else {}
+        resp = await self._call("get_object", Key=key, Range=rng, **bound)
         try:
             async with resp["Body"] as body:
                 data: bytes = await body.read()
@@ -172,6 +179,26 @@ class S3Storage:
 
     def public_url(self, key: str) -> str:
         return f"{self.public_base}/{check_key(key)}"
+
+    async def clean_partials(self, older_than: datetime) -> int:
+        """Abort incomplete multipart uploads begun before `older_than`, whatever the
+        bucket's lifecycle rules (a process killed mid-upload leaves one behind). Every
+        key in the bucket is the app's, so all of them are listed."""
+        aborted = 0
+        kwargs: dict[str, Any] = {}
+        while True:
+            page = await self._call("list_multipart_uploads", **kwargs)
+            for upload in page.get("Uploads", []):
+                initiated = upload["Initiated"]
+                if initiated.tzinfo is not None:
+                    initiated = initiated.astimezone(UTC).replace(tzinfo=None)
+                if initiated < older_than:
+                    with contextlib.suppress(ObjectNotFound):  # finished or aborted meanwhile
+                        await self._call("abort_multipart_upload", Key=upload["Key"], UploadId=upload["UploadId"])
+                        aborted += 1
+            if not page.get("IsTruncated"):
+                return aborted
+            kwargs = {"KeyMarker": page.get("NextKeyMarker", ""), "UploadIdMarker": page.get("NextUploadIdMarker", "")}
 
     async def start(self) -> None:
         """Nothing: the bucket is made once, by `imagehost storage-setup`."""
