@@ -9,8 +9,7 @@ import pytest
 from imagehost.accounts import passwords
 from imagehost.accounts.users import get_login
 from imagehost.typedefs import ENGINE
-
-from .accounts_helpers import ACCOUNT_TIERS, jwt_for
+from tests.support.accounts import ACCOUNT_TIERS, jwt_for
 
 pytestmark = pytest.mark.tiers(*ACCOUNT_TIERS)
 

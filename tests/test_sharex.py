@@ -11,8 +11,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from imagehost.typedefs import ENGINE
-
-from .test_upload_support import image_bytes, snapshot
+from tests.support.uploads import image_bytes, snapshot
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "sharex-config.sxcu"
 

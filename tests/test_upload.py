@@ -13,8 +13,7 @@ from imagehost.images.uploads import clean_filename
 from imagehost.storage import StorageError
 from imagehost.tables import images
 from imagehost.typedefs import ENGINE, STORAGE
-
-from .test_upload_support import (
+from tests.support.uploads import (
     EXT,
     FORMATS,
     error_of,
