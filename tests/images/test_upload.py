@@ -342,8 +342,7 @@ async def test_s3_unreachable_during_upload_answers_503_and_leaves_nothing(clien
     from contextlib import AsyncExitStack
 
     from imagehost.storage import S3Storage
-
-    from .conftest import free_port
+    from tests.conftest import free_port
 
     user = await make_user()
     before = await snapshot(client, backend)
