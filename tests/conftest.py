@@ -37,25 +37,104 @@ from imagehost.db import apply_migrations, transaction
 from imagehost.tables import metadata
 from imagehost.typedefs import ENGINE, ENV, STORAGE
 
-ALL_TIERS = ("sqlite-local", "sqlite-s3", "pg-local", "pg-s3")
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SECRET = "test-secret-key-" + "x" * 40
 S3_KEY_ID, S3_SECRET = "testing", "testing"
 
 
 # --------------------------------------------------------------------------- tiers
+# Everything about tiers is here: what each one is made of, which tests run on which, how
+# a test is classified, the run order, and the per-tier report (with CI's rules). A new
+# tier is a row in TIERS, plus its peer in `make_settings` if it needs a new one.
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    db: str  # "sqlite" | "pg"
+    storage: str  # "local" | "s3"
+
+
+TIERS = {
+    t.name: t
+    for t in (
+        Tier("sqlite-local", "sqlite", "local"),
+        Tier("sqlite-s3", "sqlite", "s3"),
+        Tier("pg-local", "pg", "local"),
+        Tier("pg-s3", "pg", "s3"),
+    )
+}
+ALL_TIERS = tuple(TIERS)  # a test that takes `backend` and has no `tiers` marker runs on these
+BROWSER_DIR = Path(__file__).resolve().parent / "browser"
+REPORT_ROWS = ("unit", *TIERS, "browser")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         marker = metafunc.definition.get_closest_marker("tiers")
         tiers = marker.args if marker else ALL_TIERS
+        unknown = [t for t in tiers if t not in TIERS]
+        if unknown:
+            raise pytest.UsageError(f"{metafunc.definition.nodeid}: unknown tier(s) {unknown}; known: {list(TIERS)}")
         metafunc.parametrize("tier", tiers, indirect=True)
 
 
 @pytest.fixture
 def tier(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+def is_browser(item: pytest.Item) -> bool:
+    return Path(item.path).resolve().is_relative_to(BROWSER_DIR)
+
+
+def tier_of(item: pytest.Item) -> str:
+    """The report row of a test: browser, the tier it runs on, or unit (no backend)."""
+    if is_browser(item):
+        return "browser"
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("tier", "unit") if callspec is not None else "unit"
+
+
+_tier_by_nodeid: dict[str, str] = {}
+_tier_counts: dict[str, Counter] = {}
+_skips: list[str] = []
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Browser journeys run last: Playwright's sync API keeps an event loop running in
+    the main thread for the rest of the session, where pytest-asyncio cannot start one."""
+    items.sort(key=is_browser)
+    _tier_by_nodeid.update((item.nodeid, tier_of(item)) for item in items)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        outcome = report.outcome
+        _tier_counts.setdefault(_tier_by_nodeid.get(report.nodeid, "unit"), Counter())[outcome] += 1
+        if outcome == "skipped":
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            _skips.append(f"{report.nodeid}: {reason}")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    tr = terminalreporter
+    tr.section("tests per tier")
+    for t in REPORT_ROWS:
+        c = _tier_counts.get(t, Counter())
+        tr.write_line(f"{t:<13} passed={c['passed']:<4} failed={c['failed']:<4} skipped={c['skipped']}")
+    if CI and _skips:
+        tr.write_line(f"CI: {len(_skips)} test(s) skipped, which fails the run in CI:", red=True)
+        for s in _skips[:20]:
+            tr.write_line(f"  {s}", red=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if CI and exitstatus == 0:
+        ran = {t for t, c in _tier_counts.items() if c["passed"]}
+        missing = [t for t in ALL_TIERS if t not in ran]
+        if _skips or missing:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 # --------------------------------------------------------------------------- peers
@@ -133,11 +212,11 @@ class Backend:
 
     @property
     def db(self) -> str:
-        return self.tier.split("-")[0]
+        return TIERS[self.tier].db
 
     @property
     def storage_kind(self) -> str:
-        return self.tier.split("-")[1]
+        return TIERS[self.tier].storage
 
     def objects(self) -> set[str]:
         """Every object in storage (temp files of the local backend included)."""
@@ -162,7 +241,7 @@ class Backend:
 
 
 def make_settings(tier: str, tmp_path: Path, request: pytest.FixtureRequest, **overrides: Any) -> Settings:
-    db, storage = tier.split("-")
+    db, storage = TIERS[tier].db, TIERS[tier].storage
     values: dict[str, Any] = {
         "_env_file": None,
         "secret_key": SECRET,
@@ -270,57 +349,3 @@ def db_count(client):
 @pytest.fixture
 def storage(client):
     return client.server.app[STORAGE]
-
-
-# --------------------------------------------------------------------------- ordering
-
-
-def pytest_collection_modifyitems(config, items) -> None:
-    """Browser journeys run last: Playwright's sync API keeps an event loop running in
-    the main thread for the rest of the session, where pytest-asyncio cannot start one."""
-    items.sort(key=lambda item: "/browser/" in str(item.path))
-
-
-# --------------------------------------------------------------------------- reporting
-
-_tier_counts: dict[str, Counter] = {}
-_skips: list[str] = []
-
-
-def _tier_of(item_or_report: Any) -> str:
-    nodeid = item_or_report.nodeid
-    if "/browser/" in nodeid or nodeid.startswith("tests/browser"):
-        return "browser"
-    for t in ALL_TIERS:
-        if f"[{t}" in nodeid or f"-{t}]" in nodeid or f"-{t}-" in nodeid:
-            return t
-    return "unit"
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        outcome = report.outcome
-        _tier_counts.setdefault(_tier_of(report), Counter())[outcome] += 1
-        if outcome == "skipped":
-            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-            _skips.append(f"{report.nodeid}: {reason}")
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    tr = terminalreporter
-    tr.section("tests per tier")
-    for t in ("unit", *ALL_TIERS, "browser"):
-        c = _tier_counts.get(t, Counter())
-        tr.write_line(f"{t:<13} passed={c['passed']:<4} failed={c['failed']:<4} skipped={c['skipped']}")
-    if CI and _skips:
-        tr.write_line(f"CI: {len(_skips)} test(s) skipped, which fails the run in CI:", red=True)
-        for s in _skips[:20]:
-            tr.write_line(f"  {s}", red=True)
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if CI and exitstatus == 0:
-        ran = {t for t, c in _tier_counts.items() if c["passed"]}
-        missing = [t for t in ALL_TIERS if t not in ran]
-        if _skips or missing:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED

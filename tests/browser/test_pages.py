@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect
 
-from .test_journey import fetch, new_context, png_bytes, register
+from tests.support.browser import fetch, new_context, png_bytes, register
 
 pytestmark = pytest.mark.browser
 STATIC = Path(__file__).resolve().parents[2] / "static"

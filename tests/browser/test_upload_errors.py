@@ -9,7 +9,7 @@ import secrets
 import pytest
 from playwright.sync_api import Browser, expect
 
-from .test_journey import new_context, png_bytes, register
+from tests.support.browser import new_context, png_bytes, register
 
 pytestmark = pytest.mark.browser
 

@@ -10,8 +10,7 @@ import pytest
 from imagehost.images import sweep
 from imagehost.storage import StorageError
 from imagehost.typedefs import ENGINE, ENV, STORAGE
-
-from .test_upload_support import error_of, image_bytes, snapshot, uploaded, used_bytes
+from tests.support.uploads import error_of, image_bytes, snapshot, uploaded, used_bytes
 
 
 async def test_list_is_newest_first_with_keyset_pagination(client, backend, make_user):

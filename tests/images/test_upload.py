@@ -14,8 +14,7 @@ from imagehost.images.service import clean_filename
 from imagehost.storage import StorageError
 from imagehost.tables import images
 from imagehost.typedefs import ENGINE, ENV, STORAGE
-
-from .test_upload_support import (
+from tests.support.uploads import (
     EXT,
     FORMATS,
     error_of,
@@ -344,8 +343,7 @@ async def test_s3_unreachable_during_upload_answers_503_and_leaves_nothing(clien
     from contextlib import AsyncExitStack
 
     from imagehost.storage import S3Storage
-
-    from .conftest import free_port
+    from tests.conftest import free_port
 
     user = await make_user()
     before = await snapshot(client, backend)

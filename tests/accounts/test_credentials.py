@@ -15,8 +15,7 @@ from imagehost.accounts import tokens
 from imagehost.db import transaction, utcnow
 from imagehost.tables import users
 from imagehost.typedefs import ENGINE
-
-from .accounts_helpers import ACCOUNT_TIERS, jwt_for, logged_in_token
+from tests.support.accounts import ACCOUNT_TIERS, jwt_for, logged_in_token
 
 pytestmark = pytest.mark.tiers(*ACCOUNT_TIERS)
 

@@ -8,8 +8,7 @@ import re
 import pytest
 
 from imagehost.accounts.pages import safe_next
-
-from .accounts_helpers import (
+from tests.support.accounts import (
     ACCOUNT_TIERS,
     browser_login,
     csrf_of,

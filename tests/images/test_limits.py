@@ -9,7 +9,7 @@ import zlib
 
 import pytest
 
-from .test_upload_support import error_of, png_chunk, snapshot, upload, used_bytes
+from tests.support.uploads import error_of, png_chunk, snapshot, upload, used_bytes
 
 MAX_MB = 12
 

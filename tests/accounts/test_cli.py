@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from .accounts_helpers import ACCOUNT_TIERS
+from tests.support.accounts import ACCOUNT_TIERS
 
 pytestmark = pytest.mark.tiers(*ACCOUNT_TIERS)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .accounts_helpers import ACCOUNT_TIERS, jwt_for, logged_in_token, page_token
+from tests.support.accounts import ACCOUNT_TIERS, jwt_for, logged_in_token, page_token
 
 pytestmark = pytest.mark.tiers(*ACCOUNT_TIERS)
 

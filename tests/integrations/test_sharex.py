@@ -5,16 +5,15 @@ from __future__ import annotations
 import io
 import json
 import re
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from imagehost.typedefs import ENGINE
+from tests.support import ROOT
+from tests.support.uploads import image_bytes, snapshot
 
-from .test_upload_support import image_bytes, snapshot
-
-TEMPLATE = Path(__file__).resolve().parent.parent / "sharex-config.sxcu"
+TEMPLATE = ROOT / "sharex-config.sxcu"
 
 
 def resolve(template: str, response: dict) -> str:

@@ -10,8 +10,7 @@ from imagehost.accounts import passwords
 from imagehost.accounts.store import get_login
 from imagehost.errors import CODES
 from imagehost.typedefs import ENGINE
-
-from .accounts_helpers import ACCOUNT_TIERS, jwt_for
+from tests.support.accounts import ACCOUNT_TIERS, jwt_for
 
 pytestmark = pytest.mark.tiers(*ACCOUNT_TIERS)
 

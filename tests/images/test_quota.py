@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from .test_upload_support import image_bytes, png_of_size, snapshot, upload, used_bytes
+from tests.support.uploads import image_bytes, png_of_size, snapshot, upload, used_bytes
 
 QUOTA = 1024 * 1024
 

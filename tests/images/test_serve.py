@@ -7,8 +7,7 @@ from sqlalchemy import update
 
 from imagehost.tables import images
 from imagehost.typedefs import ENGINE
-
-from .test_upload_support import image_bytes, uploaded
+from tests.support.uploads import image_bytes, uploaded
 
 LOCAL = pytest.mark.tiers("sqlite-local", "pg-local")
 

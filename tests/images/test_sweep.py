@@ -15,8 +15,7 @@ from imagehost.images import store, sweep
 from imagehost.storage import StorageError
 from imagehost.tables import storage_orphans, users
 from imagehost.typedefs import ENGINE, ENV, STORAGE
-
-from .test_upload_support import image_bytes, snapshot, uploaded, used_bytes
+from tests.support.uploads import image_bytes, snapshot, uploaded, used_bytes
 
 
 async def _stranded_upload(app, user_id: str, expired: bool = True) -> str:

@@ -7,8 +7,7 @@ import pytest
 
 from imagehost.errors import AppError
 from imagehost.images.formats import EXTENSIONS, Checker, sniff
-
-from .test_upload_support import FORMATS, image_bytes
+from tests.support.uploads import FORMATS, image_bytes
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))

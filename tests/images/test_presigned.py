@@ -15,8 +15,7 @@ from imagehost.db import utcnow
 from imagehost.images import sweep
 from imagehost.tables import images
 from imagehost.typedefs import ENGINE, ENV, STORAGE
-
-from .test_upload_support import error_of, image_bytes, snapshot, used_bytes
+from tests.support.uploads import error_of, image_bytes, snapshot, used_bytes
 
 
 async def ask(

@@ -22,11 +22,10 @@ from imagehost.images import sweep
 from imagehost.storage import ObjectChanged
 from imagehost.tables import images, storage_orphans
 from imagehost.typedefs import ENGINE, ENV
+from tests.images.test_presigned import ask, confirm, put
+from tests.support.uploads import error_of, image_bytes, png_of_size, snapshot, used_bytes
 
-from .test_presigned import ask, confirm, put
-from .test_upload_support import error_of, image_bytes, png_of_size, snapshot, used_bytes
-
-ROOT = str(Path(__file__).resolve().parent.parent)
+ROOT = str(Path(__file__).resolve().parents[2])
 
 
 async def _tracked(client) -> dict[str, object]:
@@ -202,7 +201,7 @@ async def test_kill_9_during_a_streamed_upload_then_gc_leaves_nothing(backend, t
     import subprocess
     import sys
 
-    from .conftest import free_port
+    from tests.conftest import free_port
 
     port = free_port()
     s = backend.settings
@@ -336,8 +335,7 @@ async def test_a_client_hanging_up_mid_upload_is_a_499_at_info_not_an_error(
     from aiohttp import web
 
     from imagehost.app import create_app
-
-    from .conftest import free_port
+    from tests.conftest import free_port
 
     user = await make_user()
     before = await snapshot(client, backend)

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from imagehost.integrations.service import flameshot_script
-
-from .test_upload_support import image_bytes, snapshot
+from tests.support.uploads import image_bytes, snapshot
 
 TIERS = pytest.mark.tiers("sqlite-local", "pg-s3")
 

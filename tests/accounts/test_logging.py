@@ -16,8 +16,7 @@ import pytest
 from loguru import logger
 
 from imagehost.logs import setup_logging
-
-from .accounts_helpers import ACCOUNT_TIERS, csrf_of, page_token, session_cookie
+from tests.support.accounts import ACCOUNT_TIERS, csrf_of, page_token, session_cookie
 
 pytestmark = pytest.mark.tiers(*ACCOUNT_TIERS)
 

@@ -13,8 +13,7 @@ from imagehost.app import create_app
 from imagehost.db import transaction
 from imagehost.tables import login_failures
 from imagehost.typedefs import ENGINE
-
-from .accounts_helpers import ACCOUNT_TIERS, browser_login, page_token
+from tests.support.accounts import ACCOUNT_TIERS, browser_login, page_token
 
 pytestmark = pytest.mark.tiers(*ACCOUNT_TIERS)
 
