@@ -12,11 +12,11 @@ UV := $(PYTHON) -m uv
 endif
 RUN := $(UV) run --frozen
 
-.PHONY: uv run test install install-dev migrate storage-setup gc bench lint compose-check clean help
+.PHONY: uv peers run test install install-dev migrate storage-setup gc bench lint compose-check clean help
 
 help:
 	@echo "make run    install what is missing, migrate, serve on http://localhost:8000"
-	@echo "make test   the whole suite (SQLite always; PostgreSQL with TEST_DATABASE_URL; S3 via moto; Chromium)"
+	@echo "make test   the whole suite (SQLite always; PostgreSQL with TEST_DATABASE_URL; S3 via moto and LocalStack; Chromium)"
 	@echo "make bench  the benchmarks in bench/ (they print figures)"
 
 uv:
@@ -30,6 +30,10 @@ uv:
 .venv/.installed-dev: pyproject.toml uv.lock | uv
 	$(UV) sync --frozen --python 3.11
 	@touch $@ .venv/.installed
+
+# The strict S3 peer of the tests (LocalStack, Python 3.13) in .peers/; once installed, a no-op.
+peers: | uv
+	@UV="$(UV)" bash tests/peers/install-localstack.sh
 
 install: .venv/.installed
 install-dev: .venv/.installed-dev
@@ -46,7 +50,7 @@ storage-setup: install
 gc: install
 	$(RUN) --no-dev imagehost gc
 
-test: install-dev
+test: install-dev peers
 	$(RUN) pytest $(PYTEST_ARGS)
 
 bench: install-dev
