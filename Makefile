@@ -12,11 +12,11 @@ UV := $(PYTHON) -m uv
 endif
 RUN := $(UV) run --frozen
 
-.PHONY: uv run test install install-dev migrate storage-setup gc bench lint fmt compose-check clean help
+.PHONY: uv peers run test install install-dev migrate storage-setup gc bench lint fmt compose-check clean help
 
 help:
 	@echo "make run    install what is missing, migrate, serve on http://localhost:8000"
-	@echo "make test   the whole suite (SQLite always; PostgreSQL with TEST_DATABASE_URL; S3 via moto; Chromium)"
+	@echo "make test   the whole suite (SQLite always; PostgreSQL with TEST_DATABASE_URL; S3 via moto and LocalStack; Chromium)"
 	@echo "make lint   ruff (lint + format check) and mypy strict on imagehost/"
 	@echo "make bench  the benchmarks in bench/ (they print figures)"
 
@@ -31,6 +31,10 @@ uv:
 .venv/.installed-dev: pyproject.toml uv.lock | uv
 	$(UV) sync --frozen --python 3.11
 	@touch $@ .venv/.installed
+
+# The strict S3 peer of the tests (LocalStack, Python 3.13) in .peers/; once installed, a no-op.
+peers: | uv
+	@UV="$(UV)" bash tests/peers/install-localstack.sh
 
 install: .venv/.installed
 install-dev: .venv/.installed-dev
@@ -47,7 +51,7 @@ storage-setup: install
 gc: install
 	$(RUN) --no-dev imagehost gc
 
-test: install-dev
+test: install-dev peers
 	$(RUN) pytest $(PYTEST_ARGS)
 
 # Lint, format and types: part of the suite (CI runs it before the tests).

@@ -76,8 +76,8 @@ def cmd_storage_setup(settings: Settings, args: argparse.Namespace) -> int:
     try:
         for line in asyncio.run(run()):
             print(line)
-    except StorageError as exc:
-        return _fail(f"storage unreachable ({settings.storage_backend}): {exc}")
+    except StorageError as exc:  # it says whether the store refused or did not answer
+        return _fail(f"storage-setup ({settings.storage_backend}): {exc}")
     return 0
 
 

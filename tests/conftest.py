@@ -4,8 +4,9 @@
     sqlite-s3      SQLite file + S3 (a moto server on a free loopback port)
     pg-local       PostgreSQL (TEST_DATABASE_URL) + local folder
     pg-s3          PostgreSQL + S3
+    s3-strict      SQLite + S3 on LocalStack, a strict peer (opt-in, see below)
 
-A test that takes the `backend` fixture runs on all four unless marked
+A test that takes the `backend` fixture runs on the first four unless marked
 `@pytest.mark.tiers(...)`. PostgreSQL tests get a database of their own for the run
 (created from TEST_DATABASE_URL, migrated once, dropped at the end) and empty tables
 per test. With CI=true a skipped test fails the run.
@@ -39,7 +40,7 @@ from imagehost.typedefs import ENGINE, ENV, STORAGE
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SECRET = "test-secret-key-" + "x" * 40
-S3_KEY_ID, S3_SECRET = "testing", "testing"
+S3_KEY_ID, S3_SECRET = "test", "test"  # moto takes any; LocalStack checks signatures with "test"
 
 
 # --------------------------------------------------------------------------- tiers
@@ -62,9 +63,13 @@ TIERS = {
         Tier("sqlite-s3", "sqlite", "s3"),
         Tier("pg-local", "pg", "local"),
         Tier("pg-s3", "pg", "s3"),
+        Tier("s3-strict", "sqlite", "s3"),  # S3 on LocalStack, a strict peer: only where a test names it
     )
 }
-ALL_TIERS = tuple(TIERS)  # a test that takes `backend` and has no `tiers` marker runs on these
+STRICT_TIER = "s3-strict"
+# A test that takes `backend` and has no `tiers` marker runs on these (not on the strict
+# peer: it would double the S3 tests for nothing).
+ALL_TIERS = tuple(t for t in TIERS if t != STRICT_TIER)
 BROWSER_DIR = Path(__file__).resolve().parent / "browser"
 REPORT_ROWS = ("unit", *TIERS, "browser")
 
@@ -132,7 +137,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if CI and exitstatus == 0:
         ran = {t for t, c in _tier_counts.items() if c["passed"]}
-        missing = [t for t in ALL_TIERS if t not in ran]
+        missing = [t for t in TIERS if t not in ran]
         if _skips or missing:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -160,14 +165,48 @@ def moto_endpoint() -> Any:
 @pytest.fixture(scope="session")
 def s3_admin(moto_endpoint: str):
     """A plain boto3 client, for the tests to look inside the bucket."""
+    return s3_client(moto_endpoint)
+
+
+# The strict S3 peer (imagehost issue 9): LocalStack's S3, which enforces a presigned
+# URL's signature, expiry and signed headers, and the bucket's CORS rule. Installed by
+# tests/peers/install-localstack.sh (`make test` runs it); tests opt in with the tier.
+
+
+def s3_peer_fixtures(tier: str) -> tuple[str, str]:
+    """The fixtures giving a tier's S3 endpoint and its admin client."""
+    return ("strict_endpoint", "strict_admin") if tier == STRICT_TIER else ("moto_endpoint", "s3_admin")
+
+
+def s3_client(endpoint: str, region: str = "us-east-1") -> Any:
     return boto3.client(
         "s3",
-        endpoint_url=moto_endpoint,
-        region_name="us-east-1",
+        endpoint_url=endpoint,
+        region_name=region,
         aws_access_key_id=S3_KEY_ID,
         aws_secret_access_key=S3_SECRET,
         config=BotoConfig(s3={"addressing_style": "path"}),
     )
+
+
+@pytest.fixture(scope="session")
+def strict_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from .peers.localstack import LocalStack, PeerUnavailable
+
+    try:
+        peer = LocalStack.start(tmp_path_factory.mktemp("localstack"))
+    except PeerUnavailable as exc:
+        message = f"s3-strict tier: {exc}"
+        if CI:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    yield peer.endpoint
+    peer.stop()
+
+
+@pytest.fixture(scope="session")
+def strict_admin(strict_endpoint: str) -> Any:
+    return s3_client(strict_endpoint)
 
 
 @pytest.fixture(scope="session")
@@ -262,9 +301,10 @@ def make_settings(tier: str, tmp_path: Path, request: pytest.FixtureRequest, **o
     if storage == "local":
         values.update(storage_backend="local", local_storage_path=tmp_path / "images")
     else:
-        endpoint = request.getfixturevalue("moto_endpoint")
+        endpoint_fixture, admin_fixture = s3_peer_fixtures(tier)
+        endpoint = request.getfixturevalue(endpoint_fixture)
         bucket = "ih-" + secrets.token_hex(6)
-        request.getfixturevalue("s3_admin").create_bucket(Bucket=bucket)
+        request.getfixturevalue(admin_fixture).create_bucket(Bucket=bucket)
         values.update(
             storage_backend="s3",
             s3_endpoint_url=endpoint,
@@ -272,7 +312,7 @@ def make_settings(tier: str, tmp_path: Path, request: pytest.FixtureRequest, **o
             r2_secret_access_key=S3_SECRET,
             r2_bucket_name=bucket,
             r2_public_url=f"{endpoint}/{bucket}",
-            s3_region="us-east-1",  # moto wants a real region to create buckets; R2 uses "auto"
+            s3_region="us-east-1",  # the peers want a real region to create buckets; R2 uses "auto"
         )
     values.update(overrides)
     return load_settings(**values)
@@ -287,7 +327,7 @@ def settings_overrides() -> dict[str, Any]:
 @pytest.fixture
 def backend(tier: str, tmp_path: Path, request: pytest.FixtureRequest, settings_overrides: dict) -> Backend:
     settings = make_settings(tier, tmp_path, request, **settings_overrides)
-    s3 = request.getfixturevalue("s3_admin") if settings.storage_backend == "s3" else None
+    s3 = request.getfixturevalue(s3_peer_fixtures(tier)[1]) if settings.storage_backend == "s3" else None
     return Backend(tier=tier, settings=settings, s3=s3)
 
 

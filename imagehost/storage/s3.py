@@ -207,15 +207,30 @@ class S3Storage:
         await self._call("head_bucket")
 
     async def setup(self, app_origin: str, pending_expiry_days: int = 1) -> list[str]:
+        async def call(op: str, **kwargs: Any) -> Any:
+            # An error names what the store answered (code and message); "unreachable"
+            # is kept for a store that gave no answer at all.
+            try:
+                return await self._call(op, **kwargs)
+            except StorageError as exc:
+                if isinstance(exc, ObjectNotFound) and op == "head_bucket":
+                    raise
+                cause = exc.__cause__
+                if isinstance(cause, ClientError):
+                    error = cause.response.get("Error", {})
+                    answer = ": ".join(str(part) for part in (error.get("Code"), error.get("Message")) if part)
+                    raise StorageError(f"the store answered {op} with {answer or cause}") from cause
+                raise StorageError(f"storage unreachable: {exc}") from cause
+
         done: list[str] = []
         try:
-            await self._call("head_bucket")
+            await call("head_bucket")
             done.append(f"bucket {self.bucket} exists")
         except ObjectNotFound:
             extra = {}
             if self.region not in ("auto", "us-east-1"):
                 extra["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
-            await self._call("create_bucket", **extra)
+            await call("create_bucket", **extra)
             done.append(f"bucket {self.bucket} created")
         cors = {
             "CORSRules": [
@@ -253,7 +268,7 @@ class S3Storage:
             ),
         ):
             try:
-                await self._call(op, **kwargs)
+                await call(op, **kwargs)
                 done.append(what)
             except StorageError as exc:
                 # MinIO answers NotImplemented to CORS and MalformedXML to a lifecycle rule

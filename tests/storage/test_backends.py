@@ -1,5 +1,5 @@
 """The storage interface, exercised against both backends through the real app's client:
-a local folder, and S3 over HTTP to a moto server."""
+a local folder, and S3 over HTTP to a moto server and to LocalStack (the strict peer)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from imagehost.storage import InvalidKey, LocalStorage, ObjectNotFound, check_key
 
-pytestmark = pytest.mark.tiers("sqlite-local", "sqlite-s3")
+pytestmark = pytest.mark.tiers("sqlite-local", "sqlite-s3", "s3-strict")
 
 
 async def _chunks(data: bytes, size: int = 64 * 1024):
@@ -113,7 +113,8 @@ async def test_presigned_put_signs_type_and_length(storage, backend):
         assert "X-Amz-Signature=" in signed.url and "X-Amz-Expires=300" in signed.url
         signed_headers = signed.url.split("X-Amz-SignedHeaders=")[1].split("&")[0]
         assert "content-type" in signed_headers and "content-length" in signed_headers
-        # The moto peer enforces nothing, but the URL must still be a working PUT.
+        # The URL must be a working PUT with the signed type and length (moto enforces
+        # nothing; the strict peer checks the signature: tests/storage/test_strict_peer.py).
         async with (
             aiohttp.ClientSession() as http,
             http.put(signed.url, data=b"x" * 1234, headers=signed.headers) as resp,
