@@ -26,6 +26,7 @@ from tests.images.test_presigned import ask, confirm, put
 from tests.support.uploads import error_of, image_bytes, png_of_size, snapshot, used_bytes
 
 ROOT = str(Path(__file__).resolve().parents[2])
+EVERY_TIER = pytest.mark.tiers("sqlite-local", "sqlite-s3", "pg-local", "pg-s3", "s3-strict")
 
 
 async def _tracked(client) -> dict[str, object]:
@@ -53,6 +54,7 @@ def _replace_object(backend, key: str, data: bytes) -> None:
 # --------------------------------------------------------------------------- defect 1
 
 
+@EVERY_TIER
 async def test_confirm_refuses_bytes_replaced_while_it_reads_them_and_leaves_nothing(client, backend, make_user):
     """A valid PNG is PUT and confirmed; right after confirm looked at it, other bytes (a
     header claiming 60000×60000 pixels) replace it. Every read is bound to the ETag that
@@ -92,6 +94,7 @@ async def test_confirm_refuses_bytes_replaced_while_it_reads_them_and_leaves_not
     assert await used_bytes(client, user.id) == 0
 
 
+@EVERY_TIER
 async def test_storage_reads_bound_to_an_etag_fail_once_the_object_changes(storage, backend):
     key = "pending/etagboundreadtest01.png"
 
@@ -111,6 +114,7 @@ async def test_storage_reads_bound_to_an_etag_fail_once_the_object_changes(stora
 # --------------------------------------------------------------------------- defect 2
 
 
+@EVERY_TIER
 async def test_the_presigned_key_stays_tracked_after_confirm_until_its_url_is_dead(client, backend, make_user):
     user = await make_user()
     data = image_bytes("PNG", (80, 60), noise=True)
@@ -143,6 +147,7 @@ async def test_the_presigned_key_stays_tracked_after_confirm_until_its_url_is_de
     assert (snap.objects, snap.images, snap.orphans) == (frozenset(), 0, 0)
 
 
+@EVERY_TIER
 async def test_a_refused_confirm_keeps_the_key_tracked_and_a_late_put_is_swept(client, backend, make_user):
     user = await make_user()
     jpeg = image_bytes("JPEG", (80, 60), noise=True)
@@ -166,7 +171,7 @@ async def test_a_refused_confirm_keeps_the_key_tracked_and_a_late_put_is_swept(c
 # --------------------------------------------------------------------------- defect 3
 
 
-@pytest.mark.tiers("sqlite-local", "sqlite-s3")
+@pytest.mark.tiers("sqlite-local", "sqlite-s3", "s3-strict")
 async def test_sweep_removes_partials_a_dead_process_left_and_spares_live_ones(client, backend):
     env = client.server.app[ENV]
     expiry = timedelta(seconds=backend.settings.pending_upload_expiry_seconds)
