@@ -135,8 +135,8 @@ class Vips:
         thumbnail = set(pyvips.Introspect.get("thumbnail").optional_input)
         webpsave = set(pyvips.Introspect.get("webpsave").optional_input)
         # libvips 8.18 renamed export_profile to output_profile.
-        profile = "output_profile" if "output_profile" in thumbnail else "export_profile"
-        self.thumbnail_options: dict[str, Any] = {"size": "down", profile: "srgb"}
+        self.profile_option = "output_profile" if "output_profile" in thumbnail else "export_profile"
+        self.thumbnail_options: dict[str, Any] = {"size": "down"}
         self.fail_on_option = "fail_on" in thumbnail  # else given in the filename
         if self.fail_on_option:
             self.thumbnail_options["fail_on"] = "error"
@@ -147,13 +147,16 @@ class Vips:
         """Open a file lazily: reads the header only, decodes nothing."""
         return self.pyvips.Image.new_from_file(path, access="sequential", fail_on="error")
 
-    def thumbnail(self, path: str, size: int, *, animated: bool = False) -> Any:
-        """Shrink-on-load, autorotate, sRGB; `animated` keeps every frame."""
+    def thumbnail(self, path: str, size: int, *, profile: bool, animated: bool = False) -> Any:
+        """Shrink-on-load and autorotate; `animated` keeps every frame. An image with an
+        embedded colour profile is converted to sRGB (its profile is not kept); asking
+        that of one without a profile would cost an sRGB-to-sRGB transform."""
         options = [] if self.fail_on_option else ["fail_on=error"]
         if animated:
             options.append("n=-1")
         name = f"{path}[{','.join(options)}]" if options else path
-        return self.pyvips.Image.thumbnail(name, size, height=size, **self.thumbnail_options)
+        extra = {self.profile_option: "srgb"} if profile else {}
+        return self.pyvips.Image.thumbnail(name, size, height=size, **self.thumbnail_options, **extra)
 
 
 # --------------------------------------------------------------------------- jobs
@@ -190,6 +193,7 @@ def inspect(vips: Vips, path: str, content_type: str) -> dict[str, Any]:
         "orientation": orientation,
         "animated": animated,
         "pages": pages if animated else 1,
+        "profile": head.get_typeof("icc-profile-data") != 0,
     }
 
 
@@ -222,19 +226,19 @@ def make(vips: Vips, job: dict[str, Any]) -> dict[str, Any]:
     try:
         if animated:
             if job["thumbnail"]:  # the first frame: the loader reads only that one
-                thumb = _decode(vips.thumbnail(path, thumbnail_size))
+                thumb = _decode(vips.thumbnail(path, thumbnail_size, profile=info["profile"]))
                 thumbnail = _save(vips, thumb, prefix + "thumb.webp", quality, written)
             if wanted and job["display"]:
-                image = vips.thumbnail(path, display_size, animated=True)  # streamed
+                image = vips.thumbnail(path, display_size, profile=info["profile"], animated=True)  # streamed
                 display = _save(vips, image, prefix + "display.webp", quality, written, animated=True)
         elif wanted and job["display"]:
-            image = _decode(vips.thumbnail(path, display_size))  # one decode for both
+            image = _decode(vips.thumbnail(path, display_size, profile=info["profile"]))  # one decode for both
             display = _save(vips, image, prefix + "display.webp", quality, written)
             if job["thumbnail"]:
                 thumb = _decode(image.thumbnail_image(thumbnail_size, height=thumbnail_size, size="down"))
                 thumbnail = _save(vips, thumb, prefix + "thumb.webp", quality, written)
         elif job["thumbnail"]:
-            thumb = _decode(vips.thumbnail(path, thumbnail_size))
+            thumb = _decode(vips.thumbnail(path, thumbnail_size, profile=info["profile"]))
             thumbnail = _save(vips, thumb, prefix + "thumb.webp", quality, written)
     except vips.pyvips.Error as e:
         _remove(written)
@@ -333,8 +337,10 @@ def main() -> None:
         request = channel.receive()
         if request is None:
             return
+        cpu = time.process_time()
         try:
             reply: dict[str, Any] = {"ok": handle(vips, request, config)}
+            reply["ok"]["cpu_seconds"] = round(time.process_time() - cpu, 6)
         except Refused as e:
             reason = "out of memory" if _out_of_memory(Exception(e.detail)) else e.reason
             reply = {"error": reason, "detail": e.detail[:2000]}
