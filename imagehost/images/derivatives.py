@@ -66,7 +66,8 @@ _MAX_REPLY = 1 << 20
 class DerivativeError(Exception):
     """A job failed. `reason` is short and stable: "cannot decode", "too many pixels",
     "timeout", "crashed", "out of memory", "cannot write", "unsupported type",
-    "unavailable" (no worker could start), "closed". `detail` is for the log only."""
+    "unavailable" (no worker could start), "closed", "failed" (a bug in the worker).
+    `detail` is for the log only."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
@@ -105,6 +106,7 @@ class Derivatives:
     height: int
     animated: bool
     pages: int
+    cpu_seconds: float  # the worker's CPU time for this job (for metrics)
 
 
 def _frame(message: dict[str, Any]) -> bytes:
@@ -180,6 +182,8 @@ class _Worker:
                     return child
                 self.child = None  # died while idle
                 await self._finish(child, "died", replace=False)
+            if self.pool._closed:
+                raise DerivativeError("closed")
             return await self._spawn()
 
     async def _spawn(self) -> _Child:
@@ -227,54 +231,65 @@ class _Worker:
                 reply = await _read_frame(proc.stdout)
         except TimeoutError:
             self.child = None
-            await self._finish(child, "timeout")
-            await on_failure()
+            await self._settle(child, "timeout", on_failure)
             raise DerivativeError("timeout", f"over {self.pool.time_limit:g} s") from None
         except (asyncio.IncompleteReadError, ConnectionError, ValueError, DerivativeError):
             self.child = None
-            await self._finish(child, "crashed")
-            await on_failure()
+            await self._settle(child, "crashed", on_failure)
             raise DerivativeError("crashed", child.describe()) from None
         except asyncio.CancelledError:
             # Its reply would come in answer to the next request: this worker goes, now.
             self.child = None
             _kill(proc)
-            self.pool._in_background(self._after_cancel(child, on_failure))
+            self.pool._in_background(self._finish(child, "cancelled", on_failure))
             raise
-        if reply.get("exiting"):  # out of memory: it leaves; wait for it, then replace it
-            self.child = None
-            await self._finish(child, None)
         if "error" in reply:
-            await on_failure()
+            if reply.get("exiting"):  # out of memory: it leaves by itself; then a successor
+                self.child = None
+                await self._settle(child, None, on_failure)
+            else:
+                await self._settle(None, None, on_failure)
             raise DerivativeError(str(reply["error"]), str(reply.get("detail", "")))
         result: dict[str, Any] = reply["ok"]
         return result
 
-    async def _after_cancel(self, child: _Child, on_failure: Callable[[], Awaitable[None]]) -> None:
-        await self._finish(child, "cancelled")
-        await on_failure()
+    async def _settle(self, child: _Child | None, why: str | None, on_failure: Callable[[], Awaitable[None]]) -> None:
+        """`_finish`, then the job's clean-up; carried through even if the caller is
+        cancelled meanwhile."""
+        await asyncio.shield(self.pool._in_background(self._finish(child, why, on_failure)))
 
-    async def _finish(self, child: _Child, why: str | None, *, replace: bool = True) -> None:
+    async def _finish(
+        self,
+        child: _Child | None,
+        why: str | None,
+        on_failure: Callable[[], Awaitable[None]] | None = None,
+        *,
+        replace: bool = True,
+    ) -> None:
         """Make sure a detached process is gone (killed unless it exits by itself within a
-        moment), close its pipes, read the rest of its stderr; then start a replacement."""
-        proc = child.proc
-        if proc.returncode is None:
-            if why in ("timeout", "cancelled", "did not start"):
-                _kill(proc)
-            try:
-                async with asyncio.timeout(2):
+        moment), close its pipes, read the rest of its stderr, start a replacement; then
+        run the failed job's clean-up, when nothing can write any more."""
+        if child is not None:
+            proc = child.proc
+            if proc.returncode is None:
+                if why in ("timeout", "cancelled", "did not start"):
+                    _kill(proc)
+                try:
+                    async with asyncio.timeout(2):
+                        await proc.wait()
+                except TimeoutError:
+                    _kill(proc)
                     await proc.wait()
-            except TimeoutError:
-                _kill(proc)
-                await proc.wait()
-        if proc.stdin is not None:
-            proc.stdin.close()
-        if child.stderr is not None:
-            await child.stderr
-        if why:
-            logger.warning("vips worker {} (pid {}) {}: {}", self.slot, proc.pid, why, child.describe())
-        if replace:
-            self.pool._replace(self)
+            if proc.stdin is not None:
+                proc.stdin.close()
+            if child.stderr is not None:
+                await child.stderr
+            if why:
+                logger.warning("vips worker {} (pid {}) {}: {}", self.slot, proc.pid, why, child.describe())
+            if replace:
+                self.pool._replace(self)
+        if on_failure is not None:
+            await on_failure()
 
     async def close(self, grace: float) -> None:
         async with self._lock:
@@ -337,7 +352,7 @@ class DerivativePool:
         self._idle: asyncio.LifoQueue[_Worker] = asyncio.LifoQueue()
         for worker in reversed(self._workers):
             self._idle.put_nowait(worker)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
         self._closed = False
 
     # ---------------------------------------------------------------- life cycle
@@ -394,6 +409,7 @@ class DerivativePool:
             height=int(result["oriented_height"]),
             animated=bool(result["animated"]),
             pages=int(result["pages"]),
+            cpu_seconds=float(result["cpu_seconds"]),
         )
 
     async def make_display(self, src: Path, content_type: str, out_dir: Path, max_pixels: int) -> Rendition | None:
@@ -467,10 +483,11 @@ class DerivativePool:
         except DerivativeError as e:  # the next job on this slot tries again
             logger.warning("vips worker {} could not be replaced: {}", worker.slot, e)
 
-    def _in_background(self, coro: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+    def _in_background(self, coro: Awaitable[None]) -> asyncio.Future[None]:
+        task: asyncio.Future[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
 
 def _rendition(data: dict[str, Any] | None) -> Rendition | None:
