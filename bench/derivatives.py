@@ -201,6 +201,32 @@ def worker_peak(src: Path, content_type: str, out_dir: Path, display: bool | Non
     return parse_time(err)[1]
 
 
+BARE = """
+import os, sys, time
+os.environ["VIPS_CONCURRENCY"] = "1"
+import pyvips
+pyvips.cache_set_max(0)
+cpu = 0.0
+for _ in range(2 if sys.argv[1] else 0):  # the second run is timed, as ours is warm
+    t = time.process_time()
+    image = pyvips.Image.thumbnail(sys.argv[1], 640, height=640, size="down")
+    image.webpsave(sys.argv[2], Q=80, keep="none")
+    cpu = time.process_time() - t
+print(cpu)
+"""
+
+
+def bare(src: Path | None, out_dir: Path) -> tuple[float, int]:
+    """vipsthumbnail's pipeline in plain pyvips (the same libvips as ours, no pool, no
+    checks), run twice in a fresh process: CPU seconds of the second run and the
+    process's peak RSS (KiB)."""
+    argv = [sys.executable, "-c", BARE, str(src or ""), str(out_dir / "bare.webp")]
+    proc = subprocess.run(timed(argv), capture_output=True, text=True, env={**CLEAN_ENV, "MALLOC_ARENA_MAX": "2"})
+    if proc.returncode != 0:
+        raise RuntimeError(f"bare pyvips failed: {proc.stderr.strip()}")
+    return float(proc.stdout.strip()), parse_time(proc.stderr)[1]
+
+
 def median_ms(values: list[float]) -> float:
     return statistics.median(values) * 1000
 
@@ -238,7 +264,7 @@ async def main() -> None:
             print(f"libvips: ours (pyvips-binary) {pool.libvips_version}; Debian's vipsthumbnail: {debian}")
             print("ours: one worker, VIPS_CONCURRENCY=1; vipsthumbnail: default concurrency (all cores)\n")
             await compare(pool, inputs, tiny, out, vt, args.runs)
-            await end_to_end(pool, inputs["12 MP JPEG"], out, args.e2e_runs)
+            await end_to_end(pool, inputs["12 MP JPEG"], tiny, out, args.e2e_runs)
         print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -283,6 +309,7 @@ async def compare(
     # ---- memory: fresh processes, interleaved
     peaks: dict[tuple[str, str], list[int]] = {}
     idle = [worker_peak(tiny, "image/png", out, None) for _ in range(3)]
+    bare_idle = [bare(None, out)[1] for _ in range(3)]
     vt_idle = [run_measured(vipsthumbnail_argv(vt, tiny, out)).peak_kb for _ in range(3)] if vt else [0]
     clear(out)
     for _ in range(3):
@@ -291,6 +318,9 @@ async def compare(
             peaks.setdefault((name, "both"), []).append(worker_peak(src, ctype, out, True))
             if vt:
                 peaks.setdefault((name, "vt"), []).append(run_measured(vipsthumbnail_argv(vt, src, out)).peak_kb)
+            bare_cpu, bare_peak = bare(src, out)
+            cpu.setdefault((name, "bare"), []).append(bare_cpu)
+            peaks.setdefault((name, "bare"), []).append(bare_peak)
             clear(out)
 
     start_wall = median_ms([r.wall for r in vt_start]) if vt_start else 0.0
@@ -343,9 +373,29 @@ async def compare(
             print(f"{name:11s} {o_mb:6.1f} {'':13s}  {o_mb - idle_mb:6.1f} {'':13s}   {b_mb:13.1f}")
     print("ours: a fresh worker doing one job; Δ = peak − idle (the image work alone); Δratio = Δours / Δvt\n")
 
+    bare_idle_mb = statistics.median(bare_idle) / 1024
+    print(
+        "the same pipeline in bare pyvips (pyvips-binary's libvips, VIPS_CONCURRENCY=1, no pool, no checks), "
+        "median of 3:"
+    )
+    print(f"{'input':11s} {'CPU ms':>7s} {'Δpeak MB':>9s}   vs ours: {'CPU':>5s} {'Δpeak':>6s}")
+    for name in inputs:
+        b_cpu = median_ms(cpu[(name, "bare")])
+        b_d = statistics.median(peaks[(name, "bare")]) / 1024 - bare_idle_mb
+        o_cpu = median_ms(cpu[(name, "thumb")])
+        o_d = statistics.median(peaks[(name, "thumb")]) / 1024 - idle_mb
+        print(f"{name:11s} {b_cpu:7.0f} {b_d:9.1f}   {'':8s} {o_cpu / b_cpu:5.2f} {o_d / max(b_d, 0.1):6.2f}")
+    print()
 
-async def end_to_end(pool: DerivativePool, photo_input: tuple[Path, str], out: Path, runs: int) -> None:
+
+async def end_to_end(pool: DerivativePool, photo_input: tuple[Path, str], tiny: Path, out: Path, runs: int) -> None:
     src, ctype = photo_input
+    overhead: list[float] = []
+    for _ in range(runs):  # an 8×8 PNG: what the pool itself costs a job
+        t0 = time.perf_counter()
+        result = await pool.make(tiny, "image/png", out, MAX_PIXELS)
+        overhead.append(time.perf_counter() - t0 - result.cpu_seconds)
+        clear(out)
     size_mb = src.stat().st_size / 1e6
     labels = ("thumbnail only", "thumbnail + display", "display only")
     walls: dict[str, list[float]] = {label: [] for label in labels}
@@ -363,6 +413,7 @@ async def end_to_end(pool: DerivativePool, photo_input: tuple[Path, str], out: P
         values.sort()
         p90 = values[min(len(values) - 1, int(len(values) * 0.9))]
         print(f"  {label:20s} median {median_ms(values):6.0f} ms   p90 {p90 * 1000:6.0f} ms   (budget: 150 ms)")
+    print(f"  the pool's own cost per job (8×8 PNG, wall − worker CPU): median {median_ms(overhead):.1f} ms")
 
 
 if __name__ == "__main__":
