@@ -331,6 +331,7 @@ def main() -> None:
     limit = int(config["memory_limit"])
     if limit > 0:
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash leaves no core file behind
     vips = Vips()
     channel.send({"ready": {"libvips": vips.version, "pid": os.getpid(), "memory_limit": limit}})
     while True:

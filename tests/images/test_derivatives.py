@@ -5,8 +5,11 @@ that crash, hang or run out of memory. Needs no app; inputs are made with pyvips
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import struct
+import subprocess
+import sys
 import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +17,7 @@ from pathlib import Path
 import pytest
 import pyvips
 
-from imagehost.images.derivatives import DerivativeError, DerivativePool, Derivatives, Rendition
+from imagehost.images.derivatives import WORKER_SCRIPT, DerivativeError, DerivativePool, Derivatives, Rendition
 
 MAX_PIXELS = 100_000_000
 RED, GREEN, BLUE = (220, 20, 30), (20, 200, 40), (30, 40, 210)
@@ -43,8 +46,8 @@ def animated_gif(path: Path, width: int, height: int, colours: list[tuple[int, i
     frames = [solid(width, height, c) for c in colours]
     strip = pyvips.Image.arrayjoin(frames, across=1).copy()
     strip.set_type(pyvips.GValue.gint_type, "page-height", height)
-    strip.set_type(pyvips.GValue.array_int_type, "delay", [100] * len(colours))
-    strip.set_type(pyvips.GValue.gint_type, "loop", 0)
+    strip.set_type(pyvips.GValue.array_int_type, "delay", [100 * (i + 1) for i in range(len(colours))])
+    strip.set_type(pyvips.GValue.gint_type, "loop", 2)
     strip.gifsave(str(path))
 
 
@@ -193,6 +196,7 @@ async def test_large_animated_gif_gets_an_animated_display(
     assert (result.display.width, result.display.height) == (2048, 512)
     frames = pyvips.Image.new_from_file(str(result.display.path), n=-1)
     assert frames.get("n-pages") == 3 and frames.get("page-height") == 512
+    assert frames.get("delay") == [100, 200, 300] and frames.get("loop") == 2  # timing kept, metadata gone
     assert [near(frames(1000, 256 + 512 * i), c) for i, c in enumerate([RED, GREEN, BLUE])] == [True] * 3
 
     # All frames together over the pixel limit: the original serves as the display.
@@ -434,3 +438,26 @@ async def test_test_hooks_are_refused_unless_enabled(inputs: dict[str, Path], tm
             await pool.make(inputs["small.png"], "x-test/exit", tmp_path, MAX_PIXELS)
         assert caught.value.reason == "unsupported type"
         assert len(pool.worker_pids()) == 1
+
+
+def test_worker_itself_ignores_test_hooks_unless_started_with_them(tmp_path: Path) -> None:
+    """Defence in depth: even a request that got past the pool cannot make a production
+    worker misbehave."""
+    request = json.dumps({"op": "make", "src": "/x", "content_type": "x-test/exit", "out_dir": str(tmp_path)})
+    body = request.encode()
+    config = json.dumps({"memory_limit": 0, "test_hooks": False})
+    done = subprocess.run(
+        [sys.executable, "-P", str(WORKER_SCRIPT), config],
+        input=struct.pack(">I", len(body)) + body,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0  # it answered, then left at the end of its input
+    frames, data = [], done.stdout
+    while data:
+        (n,) = struct.unpack(">I", data[:4])
+        frames.append(json.loads(data[4 : 4 + n]))
+        data = data[4 + n :]
+    assert "ready" in frames[0]
+    assert frames[1]["error"] == "cannot decode" and "unsupported type" in frames[1]["detail"]
+    assert listing(tmp_path) == []
