@@ -298,6 +298,9 @@ async def test_a_loader_we_do_not_accept_is_blocked(pool: DerivativePool, tmp_pa
         with pytest.raises(DerivativeError) as caught:
             await pool.make(src, content_type, out, MAX_PIXELS)
         assert caught.value.reason == "cannot decode"
+        # Refused by the loader block before any parsing, not by the later check of
+        # which loader opened the file (that would have parsed it already).
+        assert "not a known file format" in caught.value.detail
     assert listing(out) == []
 
 
