@@ -207,7 +207,7 @@ os.environ["VIPS_CONCURRENCY"] = "1"
 import pyvips
 pyvips.cache_set_max(0)
 cpu = 0.0
-for _ in range(2 if sys.argv[1] else 0):  # the second run is timed, as ours is warm
+for _ in range(int(sys.argv[3])):  # the last run is timed: 2 for a warm figure, as ours
     t = time.process_time()
     image = pyvips.Image.thumbnail(sys.argv[1], 640, height=640, size="down")
     image.webpsave(sys.argv[2], Q=80, keep="none")
@@ -216,11 +216,11 @@ print(cpu)
 """
 
 
-def bare(src: Path | None, out_dir: Path) -> tuple[float, int]:
+def bare(src: Path | None, out_dir: Path, runs: int) -> tuple[float, int]:
     """vipsthumbnail's pipeline in plain pyvips (the same libvips as ours, no pool, no
-    checks), run twice in a fresh process: CPU seconds of the second run and the
+    checks), `runs` times in a fresh process: CPU seconds of the last run and the
     process's peak RSS (KiB)."""
-    argv = [sys.executable, "-c", BARE, str(src or ""), str(out_dir / "bare.webp")]
+    argv = [sys.executable, "-c", BARE, str(src or ""), str(out_dir / "bare.webp"), str(runs if src else 0)]
     proc = subprocess.run(timed(argv), capture_output=True, text=True, env={**CLEAN_ENV, "MALLOC_ARENA_MAX": "2"})
     if proc.returncode != 0:
         raise RuntimeError(f"bare pyvips failed: {proc.stderr.strip()}")
@@ -309,7 +309,7 @@ async def compare(
     # ---- memory: fresh processes, interleaved
     peaks: dict[tuple[str, str], list[int]] = {}
     idle = [worker_peak(tiny, "image/png", out, None) for _ in range(3)]
-    bare_idle = [bare(None, out)[1] for _ in range(3)]
+    bare_idle = [bare(None, out, 0)[1] for _ in range(3)]
     vt_idle = [run_measured(vipsthumbnail_argv(vt, tiny, out)).peak_kb for _ in range(3)] if vt else [0]
     clear(out)
     for _ in range(3):
@@ -318,9 +318,8 @@ async def compare(
             peaks.setdefault((name, "both"), []).append(worker_peak(src, ctype, out, True))
             if vt:
                 peaks.setdefault((name, "vt"), []).append(run_measured(vipsthumbnail_argv(vt, src, out)).peak_kb)
-            bare_cpu, bare_peak = bare(src, out)
-            cpu.setdefault((name, "bare"), []).append(bare_cpu)
-            peaks.setdefault((name, "bare"), []).append(bare_peak)
+            cpu.setdefault((name, "bare"), []).append(bare(src, out, 2)[0])  # warm, as ours
+            peaks.setdefault((name, "bare"), []).append(bare(src, out, 1)[1])  # one job, as ours
             clear(out)
 
     start_wall = median_ms([r.wall for r in vt_start]) if vt_start else 0.0
