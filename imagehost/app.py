@@ -24,10 +24,11 @@ from .http.errors import error_middleware
 from .http.forwarded import client_address_middleware
 from .http.headers import security_headers_middleware
 from .images import sweep
+from .images.derivatives import derivative_pool
 from .images.files import ActiveKeys
 from .routes import AbsoluteUrls, setup_routes
 from .storage import StorageError, app_routes, open_storage
-from .typedefs import ACTIVE_KEYS, ASSETS, ENGINE, ENV, SETTINGS, STORAGE
+from .typedefs import ACTIVE_KEYS, ASSETS, DERIVATIVES, ENGINE, ENV, SETTINGS, STORAGE
 from .web.assets import TEMPLATES_DIR, Assets
 
 
@@ -56,6 +57,7 @@ def create_app(settings: Settings) -> web.Application:
     # External resources, in the order they depend on each other.
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(storage_ctx)
+    app.cleanup_ctx.append(derivatives_ctx)
     app.cleanup_ctx.append(env_ctx)
     app.cleanup_ctx.append(sweep_ctx)
 
@@ -108,11 +110,22 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def env_ctx(app: web.Application) -> AsyncIterator[None]:
-    """What the services work with, once the engine and the storage are up."""
-    settings = app[SETTINGS]
-    app[ENV] = Env(app[ENGINE], app[STORAGE], settings, AbsoluteUrls(app.router, settings.public_base_url))
+async def derivatives_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The libvips worker processes (each starts on first use)."""
+    pool = derivative_pool(app[SETTINGS])
+    app[DERIVATIVES] = pool
     yield
+    await pool.close()
+
+
+async def env_ctx(app: web.Application) -> AsyncIterator[None]:
+    """What the services work with, once the engine, the storage and the workers are up;
+    on the way out, work still running in the background gets a moment to finish."""
+    settings = app[SETTINGS]
+    urls = AbsoluteUrls(app.router, settings.public_base_url)
+    env = app[ENV] = Env(app[ENGINE], app[STORAGE], settings, urls, app[DERIVATIVES])
+    yield
+    await env.background.close()
 
 
 async def sweep_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -87,16 +87,21 @@ async def cli_env(settings: Settings) -> AsyncIterator[Env]:
     absolute URLs built from the same route table."""
     from .app import create_app
     from .db import create_engine
+    from .images.derivatives import derivative_pool
     from .routes import AbsoluteUrls
     from .storage import open_storage
 
     engine = create_engine(settings)
+    pool = derivative_pool(settings)
     try:
         async with AsyncExitStack() as stack:
             storage = await open_storage(settings, stack)
             urls = AbsoluteUrls(create_app(settings).router, settings.public_base_url)
-            yield Env(engine, storage, settings, urls)
+            env = Env(engine, storage, settings, urls, pool)
+            yield env
+            await env.background.drain()
     finally:
+        await pool.close()
         await engine.dispose()
 
 
@@ -114,6 +119,22 @@ def cmd_gc(settings: Settings, args: argparse.Namespace) -> int:
         return _fail(f"storage unreachable ({settings.storage_backend}): {exc}")
     except Exception as exc:
         return _fail(f"sweep failed: {type(exc).__name__}: {exc}")
+    print(", ".join(f"{k}={v}" for k, v in result.items()))
+    return 0
+
+
+def cmd_derivatives(settings: Settings, args: argparse.Namespace) -> int:
+    from .images.pipeline import backfill
+    from .storage import StorageError
+
+    async def run() -> dict[str, int]:
+        async with cli_env(settings) as env:
+            return await backfill(env, batch=args.batch)
+
+    try:
+        result = asyncio.run(run())
+    except StorageError as exc:
+        return _fail(f"storage unreachable ({settings.storage_backend}): {exc}")
     print(", ".join(f"{k}={v}" for k, v in result.items()))
     return 0
 
@@ -141,6 +162,10 @@ COMMANDS = {
     "migrate": (cmd_migrate, "apply database migrations"),
     "storage-setup": (cmd_storage_setup, "create the bucket or folder, its CORS and lifecycle rules"),
     "gc": (cmd_gc, "sweep expired pending uploads and objects whose delete failed"),
+    "derivatives": (
+        cmd_derivatives,
+        "strip metadata and make thumbnails and display sizes of images stored before the pipeline (resumable)",
+    ),
     "create-user": (cmd_create_user, "add a user from the command line (works with registration closed)"),
 }
 
@@ -155,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--port", type=int, help="port (default: PORT)")
         elif name == "storage-setup":
             p.add_argument("--origin", help="origin allowed to PUT presigned uploads (default: PUBLIC_BASE_URL's)")
+        elif name == "derivatives":
+            p.add_argument("--batch", type=int, default=20, help="images claimed per round (default: 20)")
         elif name == "create-user":
             p.add_argument("username")
             p.add_argument("email")

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     max_user_storage_mb: float = Field(0, ge=0)
     max_image_pixels: int = Field(100_000_000, ge=1)
     strip_metadata: bool = True
+    derivative_workers: int = Field(0, ge=0)  # libvips worker processes; 0 = one per core
+    derivative_memory_mb: int = Field(1024, ge=64)  # per worker process
+    derivative_timeout_seconds: float = Field(30, gt=0)  # per image
     allowed_image_types: Annotated[tuple[str, ...], NoDecode] = DEFAULT_TYPES
     registration_open: bool = True
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Integer, MetaData, String, Table
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, ForeignKey, Integer, MetaData, String, Table
 
 metadata = MetaData()
 
@@ -50,6 +50,13 @@ images = Table(
     Column("delete_token_hash", String(64), nullable=False),
     Column("created_at", DateTime, nullable=False),
     Column("expires_at", DateTime, nullable=True),
+    Column("thumb_key", String(255), nullable=True, unique=True),
+    Column("display_key", String(255), nullable=True, unique=True),
+    Column("thumb_width", Integer, nullable=True),
+    Column("thumb_height", Integer, nullable=True),
+    Column("animated", Boolean, nullable=False, default=False),
+    Column("pipeline_version", Integer, nullable=False, default=0),
+    Column("pipeline_attempts", Integer, nullable=False, default=0),
 )
 
 storage_orphans = Table(

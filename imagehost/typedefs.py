@@ -14,6 +14,7 @@ from .config import Settings
 if TYPE_CHECKING:
     from .accounts.identity import Identity
     from .env import Env
+    from .images.derivatives import DerivativePool
     from .images.files import ActiveKeys
     from .storage import Storage
     from .web.assets import Assets
@@ -25,6 +26,7 @@ SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 STORAGE: web.AppKey[Storage] = web.AppKey("storage")
 ENV: web.AppKey[Env] = web.AppKey("env")
+DERIVATIVES: web.AppKey[DerivativePool] = web.AppKey("derivatives")
 ASSETS: web.AppKey[Assets] = web.AppKey("assets")
 ACTIVE_KEYS: web.AppKey[ActiveKeys] = web.AppKey("active_keys")
 

@@ -53,6 +53,8 @@ from typing import Any
 
 from loguru import logger
 
+from ..config import Settings
+
 THUMBNAIL_SIZE = 640
 DISPLAY_SIZE = 2048
 QUALITY = 80
@@ -498,4 +500,13 @@ def _rendition(data: dict[str, Any] | None) -> Rendition | None:
         width=int(data["width"]),
         height=int(data["height"]),
         size_bytes=int(data["size_bytes"]),
+    )
+
+
+def derivative_pool(settings: Settings) -> DerivativePool:
+    """The pool the settings ask for (DERIVATIVE_WORKERS, _MEMORY_MB, _TIMEOUT_SECONDS)."""
+    return DerivativePool(
+        settings.derivative_workers or None,
+        memory_limit=settings.derivative_memory_mb << 20,
+        time_limit=settings.derivative_timeout_seconds,
     )

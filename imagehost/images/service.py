@@ -31,7 +31,7 @@ from ..db import json_time, new_id, sha256_hex, transaction, utcnow
 from ..env import Env
 from ..errors import AppError, Conflict, NotFound, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 from ..storage import InvalidKey, ObjectChanged, ObjectInfo, ObjectNotFound, StorageError, check_key
-from . import store
+from . import pipeline, store
 from .formats import EXTENSIONS, HEAD_BYTES, Checker, Sniffed, sniff
 from .metadata import Stripper
 from .store import ACTIVE, PENDING, ImageRow
@@ -71,7 +71,9 @@ def token_matches(row: ImageRow, token: str) -> bool:
 
 
 def image_json(env: Env, row: ImageRow) -> dict[str, Any]:
-    url = env.storage.public_url(row.storage_key)
+    public = env.storage.public_url
+    url = public(row.storage_key)
+    thumbnail = row.thumb_key is not None
     return {
         "id": row.id,
         "filename": row.filename,
@@ -80,7 +82,12 @@ def image_json(env: Env, row: ImageRow) -> dict[str, Any]:
         "width": row.width,
         "height": row.height,
         "public_url": url,
-        "thumbnail_url": url,  # no separate thumbnails: browsers scale the image itself
+        # An image stored before the pipeline has no derivatives until the backfill.
+        "thumbnail_url": public(row.thumb_key) if row.thumb_key else url,
+        "thumbnail_width": row.thumb_width if thumbnail else row.width,
+        "thumbnail_height": row.thumb_height if thumbnail else row.height,
+        "display_url": public(row.display_key) if row.display_key else url,
+        "animated": row.animated,
         "deletion_url": env.url("deletion", id=row.id, token=delete_token(env.settings.secret_key, row.id)),
         "created_at": json_time(row.created_at),
     }
@@ -114,6 +121,7 @@ def _new_row(
         delete_token_hash=sha256_hex(delete_token(env.settings.secret_key, image_id)),
         created_at=now,
         expires_at=now + timedelta(seconds=expires_in),
+        thumb_key=pipeline.derivative_key(),
     )
 
 
@@ -135,6 +143,7 @@ async def _insert(env: Env, row: ImageRow) -> None:
             height=row.height,
             delete_token_hash=row.delete_token_hash,
             expires_at=row.expires_at,
+            thumb_key=row.thumb_key,
         )
 
 
@@ -192,20 +201,30 @@ class PendingUpload:
     active: ImageRow | None = None
 
     async def activate(
-        self, *, size_bytes: int, sniffed: Sniffed, tombstones: tuple[str, ...] = (), delay: timedelta = TOMBSTONE_DELAY
+        self,
+        *,
+        size_bytes: int,
+        sniffed: Sniffed,
+        made: pipeline.Made,
+        tombstones: tuple[str, ...] = (),
+        delay: timedelta = TOMBSTONE_DELAY,
     ) -> ImageRow:
         """Pending → active in one transaction, with the stored size and type; `tombstones`
         are keys to delete after it (recorded in the same transaction). NotFound if the
         upload expired meanwhile (the sweep took the row); AlreadyActive if a concurrent
         confirm activated it (what was written is then that image's, and stays)."""
         async with transaction(self.env.engine) as conn:
+            d = made.derivatives
             if not await store.activate(
                 conn,
                 self.row,
                 size_bytes=size_bytes,
                 content_type=sniffed.content_type,
-                width=sniffed.width,
-                height=sniffed.height,
+                width=d.width,  # as shown: after the orientation
+                height=d.height,
+                thumb=made.thumb,
+                animated=d.animated,
+                complete=not d.display_wanted,
             ):
                 current = await store.get(conn, self.row.id)
                 if current is not None and current.status == ACTIVE:
@@ -329,31 +348,58 @@ async def upload_stream(
                 raise PayloadTooLarge(detail={"max_bytes": cap})
             yield chunk
 
-    async with pending_upload(env, row) as upload:
-        size = await _write(upload, _stored_bytes(env, checker, head_bytes, rest()))
-        if before_activate is not None:
-            await before_activate()
-        return await upload.activate(size_bytes=size, sniffed=sniffed)
-    raise AssertionError("unreachable")  # pragma: no cover - the block returns or raises
+    spool = pipeline.Spool(env, row.storage_key)
+    try:
+        async with pending_upload(env, row) as upload:
+            size = await _write(upload, _stored_bytes(env, checker, head_bytes, rest(), spool))
+            if before_activate is not None:
+                await before_activate()
+            active = await _finish(upload, spool, size, sniffed)
+    except BaseException:
+        spool.discard()
+        raise
+    return active
+
+
+async def _finish(
+    upload: PendingUpload, spool: pipeline.Spool, size: int, sniffed: Sniffed, **activate: Any
+) -> ImageRow:
+    """The stored original's thumbnail (before answering), the activation, and the
+    display size after it, in the background (pages use the original until then)."""
+    env, row = upload.env, upload.row
+    assert row.thumb_key is not None
+    spool.close()
+    upload.written.append(row.thumb_key)
+    made = await pipeline.make_thumbnail(env, row, spool.path)
+    active = await upload.activate(size_bytes=size, sniffed=sniffed, made=made, **activate)
+    if made.derivatives.display_wanted:
+        env.background.spawn(pipeline.make_display_later(env, active, spool.path, spool), "display size")
+    else:
+        spool.discard()
+    return active
 
 
 async def _stored_bytes(
-    env: Env, checker: Checker, head: bytes, rest: AsyncIterator[bytes]
+    env: Env, checker: Checker, head: bytes, rest: AsyncIterator[bytes], spool: pipeline.Spool
 ) -> AsyncGenerator[bytes, None]:
     """What is stored: the file, its structure checked chunk by chunk, its metadata
-    removed by rewriting the container (STRIP_METADATA). `head` was checked already."""
+    removed by rewriting the container (STRIP_METADATA), copied to `spool` for the
+    libvips workers as it goes. `head` was checked already."""
     stripper = Stripper(checker.content_type) if env.settings.strip_metadata else None
     out = stripper.feed(head) if stripper else head
     if out:
+        await spool.write(out)
         yield out
     async for chunk in rest:
         checker.feed(chunk)
         out = stripper.feed(chunk) if stripper else chunk
         if out:
+            await spool.write(out)
             yield out
     checker.finish()
     if stripper:
         for piece in stripper.finish():
+            await spool.write(piece)
             yield piece
 
 
@@ -423,7 +469,9 @@ def _check_stored_size(env: Env, row: ImageRow, info: ObjectInfo) -> None:
         )
 
 
-async def _store_verified(env: Env, upload: PendingUpload, key: str, info: ObjectInfo) -> tuple[Sniffed, int]:
+async def _store_verified(
+    env: Env, upload: PendingUpload, key: str, info: ObjectInfo, spool: pipeline.Spool
+) -> tuple[Sniffed, int]:
     """Read the uploaded object back, bound to the version `head` saw (its ETag), check
     its size, type (the head, sniffed) and whole structure, and write what passes —
     metadata stripped — to the final key. The final object is only ever bytes this
@@ -451,7 +499,7 @@ async def _store_verified(env: Env, upload: PendingUpload, key: str, info: Objec
             offset += length
             yield data
 
-    return sniffed, await _write(upload, _stored_bytes(env, checker, head, rest()))
+    return sniffed, await _write(upload, _stored_bytes(env, checker, head, rest(), spool))
 
 
 async def confirm(env: Env, owner_id: str, r2_key: Any) -> tuple[ImageRow, bool]:
@@ -477,25 +525,31 @@ async def confirm(env: Env, owner_id: str, r2_key: Any) -> tuple[ImageRow, bool]
         # sweep removes it when it expires.
         raise Unprocessable("nothing has been uploaded to this URL yet", code="nothing_uploaded")
     url_left = _url_lifetime_left(row)
+    spool = pipeline.Spool(env, row.storage_key)
     try:
         async with pending_upload(env, row) as upload:
             try:
-                sniffed, size = await _store_verified(env, upload, r2_key, info)
+                sniffed, size = await _store_verified(env, upload, r2_key, info, spool)
             except ObjectChanged:
                 raise Conflict(
                     "the upload changed while it was being checked: upload it again", code="upload_changed"
                 ) from None
             # The temporary key stays tracked until its URL is dead, so whatever is PUT
             # there later is removed by the sweep.
-            active = await upload.activate(size_bytes=size, sniffed=sniffed, tombstones=(r2_key,), delay=url_left)
+            active = await _finish(upload, spool, size, sniffed, tombstones=(r2_key,), delay=url_left)
     except AlreadyActive as exc:
+        spool.discard()
         return exc.row, False
     except ObjectNotFound:
+        spool.discard()
         async with env.engine.connect() as conn:  # a concurrent confirm got there first
             again = await store.get_upload(conn, owner_id, r2_key)
         if again is not None and again.status == ACTIVE:
             return again, False
         raise NotFound("upload not found") from None
+    except BaseException:
+        spool.discard()
+        raise
     # The temporary object goes now; its tombstone stays until the URL is dead.
     await delete_objects(env, [r2_key], keep_tracked=(r2_key,))
     return active, True

@@ -26,6 +26,8 @@ from ..errors import BadRequest, QuotaExceeded
 from ..tables import images, storage_orphans, users
 
 PENDING, ACTIVE = "pending", "active"
+PIPELINE_VERSION = 1  # metadata stripped, thumbnail and display size made
+DERIVATIVE_TYPE = "image/webp"
 
 
 @dataclass(frozen=True)
@@ -43,14 +45,21 @@ class ImageRow:
     delete_token_hash: str
     created_at: datetime
     expires_at: datetime | None
+    thumb_key: str | None = None
+    display_key: str | None = None
+    thumb_width: int | None = None
+    thumb_height: int | None = None
+    animated: bool = False
+    pipeline_version: int = 0
 
     @property
     def keys(self) -> list[str]:
-        """Every object this row may have in storage (an active row's temporary upload
-        object was deleted, or tombstoned, at confirm)."""
+        """Every object this row may have in storage: the original and its derivatives
+        (an active row's temporary upload object was deleted, or tombstoned, at confirm)."""
+        derived = [k for k in (self.thumb_key, self.display_key) if k]
         if self.status == ACTIVE:
-            return [self.storage_key]
-        return [k for k in (self.upload_key, self.storage_key) if k]
+            return [self.storage_key, *derived]
+        return [k for k in (self.upload_key, self.storage_key) if k] + derived
 
 
 _COLS = (
@@ -67,6 +76,12 @@ _COLS = (
     images.c.delete_token_hash,
     images.c.created_at,
     images.c.expires_at,
+    images.c.thumb_key,
+    images.c.display_key,
+    images.c.thumb_width,
+    images.c.thumb_height,
+    images.c.animated,
+    images.c.pipeline_version,
 )
 
 
@@ -122,6 +137,7 @@ async def insert_pending(
     expires_at: datetime,
     width: int | None = None,
     height: int | None = None,
+    thumb_key: str | None = None,
 ) -> None:
     await conn.execute(
         insert(images).values(
@@ -138,6 +154,7 @@ async def insert_pending(
             delete_token_hash=delete_token_hash,
             created_at=utcnow(),
             expires_at=expires_at,
+            thumb_key=thumb_key,
         )
     )
 
@@ -150,9 +167,14 @@ async def activate(
     content_type: str,
     width: int,
     height: int,
+    thumb: tuple[int, int] | None = None,
+    animated: bool = False,
+    complete: bool = True,
 ) -> bool:
-    """Pending → active, with the real size (the reservation's surplus goes back). False if
-    the row is no longer pending (the sweep took it): the caller must remove its objects."""
+    """Pending → active, with the real size (the reservation's surplus goes back), the
+    thumbnail's size, and whether the pipeline is complete (False: the display size is
+    still to be made). False if the row is no longer pending (the sweep took it): the
+    caller must remove its objects."""
     res = await conn.execute(
         update(images)
         .where(images.c.id == row.id, images.c.status == PENDING)
@@ -164,6 +186,10 @@ async def activate(
             height=height,
             expires_at=None,
             created_at=utcnow(),
+            thumb_width=thumb[0] if thumb else None,
+            thumb_height=thumb[1] if thumb else None,
+            animated=animated,
+            pipeline_version=PIPELINE_VERSION if complete else 0,
         )
     )
     if res.rowcount != 1:
@@ -219,10 +245,102 @@ async def get_pending_upload(conn: AsyncConnection, upload_key: str) -> ImageRow
     return _row((await conn.execute(q)).first())
 
 
-async def served_type(conn: AsyncConnection, storage_key: str) -> str | None:
-    """The verified content type of an active image, by its storage key."""
-    q = select(images.c.content_type).where(images.c.storage_key == storage_key, images.c.status == ACTIVE)
-    return (await conn.execute(q)).scalar()
+async def served_type(conn: AsyncConnection, key: str) -> str | None:
+    """The verified content type of an active image's object, by its key: the original's
+    own type, or WebP for one of its derivatives."""
+    q = select(images.c.storage_key, images.c.content_type).where(
+        images.c.status == ACTIVE,
+        or_(images.c.storage_key == key, images.c.thumb_key == key, images.c.display_key == key),
+    )
+    row = (await conn.execute(q)).first()
+    if row is None:
+        return None
+    return str(row[1]) if row[0] == key else DERIVATIVE_TYPE
+
+
+# --------------------------------------------------------------------------- the pipeline's work list
+
+
+async def set_display(conn: AsyncConnection, image_id: str, display_key: str | None) -> bool:
+    """The display size an upload's pipeline made after it answered (None: the original
+    serves); the pipeline is then complete. False if the image is gone meanwhile."""
+    res = await conn.execute(
+        update(images)
+        .where(images.c.id == image_id, images.c.status == ACTIVE, images.c.pipeline_version < PIPELINE_VERSION)
+        .values(display_key=display_key, pipeline_version=PIPELINE_VERSION)
+    )
+    return res.rowcount == 1
+
+
+async def pipeline_todo(conn: AsyncConnection, limit: int, max_attempts: int) -> list[ImageRow]:
+    """Active images whose pipeline is not complete (stored before it existed, or whose
+    display size is still to be made), oldest first, that have attempts left."""
+    q = (
+        select(*_COLS)
+        .where(
+            images.c.pipeline_version < PIPELINE_VERSION,
+            images.c.status == ACTIVE,
+            images.c.pipeline_attempts < max_attempts,
+        )
+        .order_by(images.c.created_at, images.c.id)
+        .limit(limit)
+    )
+    return [_image_row(r) for r in await conn.execute(q)]
+
+
+async def claim_pipeline(conn: AsyncConnection, image_id: str) -> int | None:
+    """Take an image for one pipeline attempt (several processes may run the backfill):
+    the attempt count it had, or None if another process took it or it is done."""
+    attempts = (
+        await conn.execute(
+            select(images.c.pipeline_attempts).where(
+                images.c.id == image_id, images.c.pipeline_version < PIPELINE_VERSION, images.c.status == ACTIVE
+            )
+        )
+    ).scalar()
+    if attempts is None:
+        return None
+    res = await conn.execute(
+        update(images)
+        .where(images.c.id == image_id, images.c.pipeline_attempts == attempts)
+        .values(pipeline_attempts=attempts + 1)
+    )
+    return int(attempts) if res.rowcount == 1 else None
+
+
+async def finish_pipeline(
+    conn: AsyncConnection,
+    row: ImageRow,
+    *,
+    size_bytes: int,
+    width: int,
+    height: int,
+    thumb_key: str | None,
+    thumb: tuple[int, int] | None,
+    display_key: str | None,
+    animated: bool,
+) -> bool:
+    """Record what the pipeline made for an active image (its stripped size counts for
+    the quota from now on). False if the image is gone meanwhile."""
+    res = await conn.execute(
+        update(images)
+        .where(images.c.id == row.id, images.c.status == ACTIVE)
+        .values(
+            size_bytes=size_bytes,
+            width=width,
+            height=height,
+            thumb_key=thumb_key,
+            thumb_width=thumb[0] if thumb else None,
+            thumb_height=thumb[1] if thumb else None,
+            display_key=display_key,
+            animated=animated,
+            pipeline_version=PIPELINE_VERSION,
+        )
+    )
+    if res.rowcount != 1:
+        return False
+    await _adjust_user(conn, row.owner_id, row.size_bytes - size_bytes, 0)
+    return True
 
 
 # --------------------------------------------------------------------------- listing
@@ -286,6 +404,14 @@ async def add_orphans(conn: AsyncConnection, keys: list[str], delay: timedelta =
             await conn.execute(
                 insert(storage_orphans).values(storage_key=key, created_at=now, attempts=0, next_attempt_at=now + delay)
             )
+
+
+async def recorded(conn: AsyncConnection, keys: list[str]) -> list[str]:
+    """Which of `keys` are recorded in storage_orphans."""
+    if not keys:
+        return []
+    q = select(storage_orphans.c.storage_key).where(storage_orphans.c.storage_key.in_(keys))
+    return [str(r[0]) for r in await conn.execute(q)]
 
 
 async def drop_orphans(conn: AsyncConnection, keys: list[str]) -> None:

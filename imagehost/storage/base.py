@@ -52,9 +52,13 @@ class Storage(Protocol):
     name: str
     APP_ROUTES: ClassVar[dict[str, str]]  # routes the app must serve for this backend: name → path
 
-    async def put_stream(self, key: str, chunks: AsyncIterable[bytes], content_type: str) -> int:
+    async def put_stream(
+        self, key: str, chunks: AsyncIterable[bytes], content_type: str, *, replace: bool = False
+    ) -> int:
         """Store the chunks under `key`; return the byte count. On any failure nothing
-        is left under `key` (a multipart upload is aborted, a temp file removed)."""
+        is left under `key` (a multipart upload is aborted, a temp file removed). An
+        existing object is replaced only with `replace` (the local backend refuses
+        otherwise; a bucket always replaces)."""
 
     async def head(self, key: str) -> ObjectInfo | None: ...
 

@@ -59,7 +59,9 @@ class LocalStorage:
 
     # operations ----------------------------------------------------------
 
-    async def put_stream(self, key: str, chunks: AsyncIterable[bytes], content_type: str) -> int:
+    async def put_stream(
+        self, key: str, chunks: AsyncIterable[bytes], content_type: str, *, replace: bool = False
+    ) -> int:
         path = self.path(key)
         tmp = self.root / ".tmp" / f"{new_id()}.part"
         loop = asyncio.get_running_loop()
@@ -84,7 +86,7 @@ class LocalStorage:
             if buf:
                 await loop.run_in_executor(None, fh.write, b"".join(buf))
             await loop.run_in_executor(None, fh.close)
-            await loop.run_in_executor(None, _link_new, tmp, path)
+            await loop.run_in_executor(None, _publish, tmp, path, replace)
         except BaseException:
             fh.close()
             await asyncio.shield(loop.run_in_executor(None, _unlink, tmp))
@@ -215,11 +217,15 @@ def _open_exclusive(path: Path) -> BinaryIO:
     return open(path, "xb")
 
 
-def _link_new(tmp: Path, final: Path) -> None:
-    """Publish the finished file under its key, refusing to replace an existing object."""
+def _publish(tmp: Path, final: Path, replace: bool) -> None:
+    """Publish the finished file under its key, refusing to replace an existing object
+    unless asked to (then atomically: a reader sees the old file or the new one)."""
     final.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.link(tmp, final)
+        if replace:
+            os.replace(tmp, final)
+        else:
+            os.link(tmp, final)
     finally:
         _unlink(tmp)
 

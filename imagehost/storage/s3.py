@@ -78,7 +78,9 @@ class S3Storage:
         except (TimeoutError, BotoCoreError, OSError) as exc:
             raise StorageError(f"{op}: {type(exc).__name__}: {exc}") from exc
 
-    async def put_stream(self, key: str, chunks: AsyncIterable[bytes], content_type: str) -> int:
+    async def put_stream(
+        self, key: str, chunks: AsyncIterable[bytes], content_type: str, *, replace: bool = False
+    ) -> int:
         check_key(key)
         # Chunks are gathered in a list and joined once per part: one copy of a part in
         # memory at a time, never the whole file. Every part but the last is exactly

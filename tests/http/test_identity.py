@@ -17,6 +17,7 @@ from imagehost.accounts.store import get_user
 from imagehost.db import create_engine, transaction
 from imagehost.env import Env
 from imagehost.http.errors import error_middleware
+from imagehost.images.derivatives import DerivativePool
 from imagehost.storage import LocalStorage
 from imagehost.typedefs import ENGINE, ENV, IDENTITY, SETTINGS
 from tests.support.accounts import ACCOUNT_TIERS
@@ -39,7 +40,7 @@ async def bare(aiohttp_client, backend) -> Bare:
     settings = backend.settings
     engine = create_engine(settings)
     storage = LocalStorage(settings.local_storage_path, settings.public_base_url, settings.secret_key)
-    env = Env(engine, storage, settings, url=lambda name, **_parts: f"{settings.public_base_url}/{name}")
+    env = Env(engine, storage, settings, lambda name, **_parts: f"{settings.public_base_url}/{name}", DerivativePool(1))
     user = await register_user(env, "alice", "alice@example.com", "correct horse battery")
     async with transaction(engine) as conn:
         key, secret = await apikeys.create_key(conn, user.id, "tests")

@@ -74,7 +74,8 @@ async def test_presigned_upload_round_trip(client, backend, make_user):
         len(data),
     )
     final = body["public_url"].rsplit("/", 1)[-1]
-    assert backend.objects() == {final}  # the temporary object is gone
+    thumb = body["thumbnail_url"].rsplit("/", 1)[-1]
+    assert backend.objects() == {final, thumb}  # the temporary object is gone
     assert backend.read_object(final) == data
     assert await used_bytes(client, user.id) == len(data)
 
@@ -228,7 +229,8 @@ async def test_an_unconfirmed_upload_is_swept_with_its_object_and_quota(client, 
     ticket = await (await ask(client, user, data)).json()
     assert await put(client, backend, ticket, data) == 200
     result = await expire_and_sweep(client)
-    assert result["pending_removed"] == 1 and result["orphans_removed"] == 2
+    # The upload's key, its final key and its thumbnail's: recorded, then swept.
+    assert result["pending_removed"] == 1 and result["orphans_removed"] == 3
     after = await snapshot(client, backend)
     assert (after.objects, after.images, after.orphans) == (frozenset(), 0, 0)
     assert await used_bytes(client, user.id) == 0

@@ -29,7 +29,7 @@ async def test_twenty_parallel_uploads_cannot_overshoot_the_quota(client, backen
     used = await used_bytes(client, user.id)
     assert used == ok * len(data) <= QUOTA
     snap = await snapshot(client, backend)
-    assert len(snap.objects) == ok and snap.images == ok
+    assert len(snap.objects) == 2 * ok and snap.images == ok  # each original and its thumbnail
     refused = next(r for r in results if r.status == 413)
     body = await refused.json()
     assert body["error"] == "storage quota exceeded" and body["detail"]["quota_bytes"] == QUOTA

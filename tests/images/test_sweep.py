@@ -50,11 +50,11 @@ async def test_sweep_removes_expired_pending_uploads_with_objects_and_quota(clie
     live = await _stranded_upload(app, user.id, expired=False)
     for _ in range(3):
         await _stranded_upload(app, user.id)
-    assert len(backend.objects()) == 5
+    assert len(backend.objects()) == 6  # the kept image's original and thumbnail, four stranded
     result = await sweep.sweep(app[ENV])
     assert result == {"pending_removed": 3, "orphans_removed": 3, "orphans_failed": 0}
     snap = await snapshot(client, backend)
-    assert snap.objects == {kept["public_url"].rsplit("/", 1)[-1], live}
+    assert snap.objects == {kept["public_url"].rsplit("/", 1)[-1], kept["thumbnail_url"].rsplit("/", 1)[-1], live}
     assert snap.images == 2 and snap.orphans == 0
     assert await used_bytes(client, user.id) == kept["size_bytes"] + 1000
     assert await sweep.sweep(app[ENV]) == {

@@ -53,6 +53,10 @@ async def test_upload_stores_the_verified_bytes_and_answers_image_json(client, b
         "height",
         "public_url",
         "thumbnail_url",
+        "thumbnail_width",
+        "thumbnail_height",
+        "display_url",
+        "animated",
         "deletion_url",
         "created_at",
     }
@@ -65,7 +69,12 @@ async def test_upload_stores_the_verified_bytes_and_answers_image_json(client, b
     assert body["id"] not in key and len(body["id"]) >= 16
     assert re.fullmatch(r"http://localhost:8000/d/[A-Za-z0-9_-]+/[A-Za-z0-9_-]{32}", body["deletion_url"])
     assert body["created_at"].endswith("Z")
-    assert backend.objects() == {key}
+    thumb = body["thumbnail_url"].rsplit("/", 1)[-1]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{16}\.webp", thumb) and thumb != key
+    assert (body["thumbnail_width"], body["thumbnail_height"]) == (120, 80)  # never upscaled
+    assert body["display_url"] == body["public_url"]  # small: the original is the display size
+    assert backend.objects() == {key, thumb}
+    assert backend.read_object(thumb)[8:12] == b"WEBP"
     assert backend.read_object(key) == data
     if backend.storage_kind == "s3":
         assert body["public_url"] == f"{backend.settings.r2_public_url}/{key}"
@@ -271,7 +280,7 @@ async def test_filename_is_kept_only_as_clean_clipped_display_text(client, backe
     body = await resp.json()
     assert resp.status == 201, body
     assert body["filename"] == shown
-    (key,) = backend.objects()
+    (key,) = {k for k in backend.objects() if not k.endswith(".webp")}  # beside the thumbnail
     assert re.fullmatch(r"[A-Za-z0-9_-]{16}\.png", key)
 
 
@@ -374,7 +383,7 @@ async def test_database_failure_after_the_bytes_are_stored_removes_the_object(cl
     resp = await upload(client, user, image_bytes())
     assert resp.status == 503
     assert error_of(await resp.json()) == "database unavailable"
-    assert seen and len(seen[0]) == 1
+    assert seen and len(seen[0]) == 2  # the original and its thumbnail
     assert await snapshot(client, backend) == before
 
 
