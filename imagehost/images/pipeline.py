@@ -42,6 +42,17 @@ def work_dir(env: Env) -> Path:
     return path
 
 
+def clean_work_dir(env: Env, older_than: float) -> int:
+    """Files a killed process left in the work folder (blocking: call in an executor)."""
+    removed = 0
+    for path in work_dir(env).iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < older_than:
+                path.unlink()
+                removed += 1
+    return removed
+
+
 def derivative_key() -> str:
     return f"{new_id()}.webp"
 
@@ -188,7 +199,9 @@ async def _recorded(env: Env, keys: list[str]) -> AsyncIterator[list[str]]:
 # --------------------------------------------------------------------------- the backfill
 
 
-async def backfill(env: Env, batch: int = 20, max_attempts: int = MAX_ATTEMPTS) -> dict[str, int]:
+async def backfill(
+    env: Env, batch: int = 20, max_attempts: int = MAX_ATTEMPTS, max_rows: int | None = None
+) -> dict[str, int]:
     """Make what the pipeline would have made for images stored before it existed (or
     whose display size failed): strip the original's metadata in place, make the
     thumbnail and display size. Batched, resumable (the work list is the rows whose
@@ -196,10 +209,14 @@ async def backfill(env: Env, batch: int = 20, max_attempts: int = MAX_ATTEMPTS) 
     conditional UPDATE). A row that keeps failing is left after `max_attempts` tries,
     without derivatives: the original is still served."""
     result = {"processed": 0, "failed": 0}
+    last: ImageRow | None = None  # one pass: each image at most once per run
     while True:
         async with env.engine.connect() as conn:
-            rows = await store.pipeline_todo(conn, batch, max_attempts)
+            rows = await store.pipeline_todo(conn, batch, max_attempts, after=last)
         if not rows:
+            return result
+        last = rows[-1]
+        if max_rows is not None and result["processed"] + result["failed"] >= max_rows:
             return result
         for row in rows:
             async with transaction(env.engine) as conn:

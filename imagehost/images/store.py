@@ -272,19 +272,24 @@ async def set_display(conn: AsyncConnection, image_id: str, display_key: str | N
     return res.rowcount == 1
 
 
-async def pipeline_todo(conn: AsyncConnection, limit: int, max_attempts: int) -> list[ImageRow]:
+async def pipeline_todo(
+    conn: AsyncConnection, limit: int, max_attempts: int, after: ImageRow | None = None
+) -> list[ImageRow]:
     """Active images whose pipeline is not complete (stored before it existed, or whose
-    display size is still to be made), oldest first, that have attempts left."""
-    q = (
-        select(*_COLS)
-        .where(
-            images.c.pipeline_version < PIPELINE_VERSION,
-            images.c.status == ACTIVE,
-            images.c.pipeline_attempts < max_attempts,
-        )
-        .order_by(images.c.created_at, images.c.id)
-        .limit(limit)
+    display size is still to be made), oldest first after `after`, with attempts left."""
+    q = select(*_COLS).where(
+        images.c.pipeline_version < PIPELINE_VERSION,
+        images.c.status == ACTIVE,
+        images.c.pipeline_attempts < max_attempts,
     )
+    if after is not None:
+        q = q.where(
+            or_(
+                images.c.created_at > after.created_at,
+                and_(images.c.created_at == after.created_at, images.c.id > after.id),
+            )
+        )
+    q = q.order_by(images.c.created_at, images.c.id).limit(limit)
     return [_image_row(r) for r in await conn.execute(q)]
 
 

@@ -17,14 +17,14 @@ statement matched acts on it.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from loguru import logger
 
 from ..db import transaction, utcnow
 from ..env import Env
 from ..storage import InvalidKey, StorageError, check_key
-from . import store
+from . import pipeline, store
 
 BATCH = 200
 MAX_BACKOFF = timedelta(hours=6)
@@ -74,7 +74,10 @@ async def sweep(env: Env, now: datetime | None = None) -> dict[str, int]:
 
 async def sweep_partials(env: Env, now: datetime | None = None) -> dict[str, int]:
     cutoff = (now or utcnow()) - timedelta(seconds=env.settings.pending_upload_expiry_seconds)
-    return {"partials_removed": await env.storage.clean_partials(cutoff)}
+    work = await asyncio.get_running_loop().run_in_executor(
+        None, pipeline.clean_work_dir, env, cutoff.replace(tzinfo=UTC).timestamp()
+    )
+    return {"partials_removed": await env.storage.clean_partials(cutoff) + work}
 
 
 async def run_periodically(env: Env, interval: float) -> None:
@@ -82,6 +85,9 @@ async def run_periodically(env: Env, interval: float) -> None:
         await asyncio.sleep(interval)
         try:
             result = await sweep(env) | await sweep_partials(env)
+            # A step of the pipeline's backfill: older images, and display sizes that failed.
+            made = await pipeline.backfill(env, max_rows=BATCH)
+            result |= {f"pipeline_{k}": v for k, v in made.items()}
             if any(result.values()):
                 logger.info("sweep: {}", result)
         except Exception as exc:
