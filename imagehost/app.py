@@ -25,9 +25,10 @@ from .http.forwarded import client_address_middleware
 from .http.headers import security_headers_middleware
 from .images import sweep
 from .images.files import ActiveKeys
+from .metrics import Metrics, metrics_middleware
 from .routes import AbsoluteUrls, setup_routes
 from .storage import StorageError, app_routes, open_storage
-from .typedefs import ACTIVE_KEYS, ASSETS, ENGINE, ENV, SETTINGS, STORAGE
+from .typedefs import ACTIVE_KEYS, ASSETS, ENGINE, ENV, METRICS, SETTINGS, STORAGE
 from .web.assets import TEMPLATES_DIR, Assets
 
 
@@ -39,6 +40,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[
             access_log_middleware,
+            metrics_middleware,
             security_headers_middleware(image_origin=_image_origin(settings), upload_origin=_upload_origin(settings)),
             error_middleware,
             client_address_middleware(settings.trusted_proxies),
@@ -51,6 +53,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[ASSETS] = Assets()
     app[ACTIVE_KEYS] = ActiveKeys()
+    app[METRICS] = Metrics()
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
 
     # External resources, in the order they depend on each other.

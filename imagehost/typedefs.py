@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .accounts.identity import Identity
     from .env import Env
     from .images.files import ActiveKeys
+    from .metrics import Metrics
     from .storage import Storage
     from .web.assets import Assets
 
@@ -27,8 +28,10 @@ STORAGE: web.AppKey[Storage] = web.AppKey("storage")
 ENV: web.AppKey[Env] = web.AppKey("env")
 ASSETS: web.AppKey[Assets] = web.AppKey("assets")
 ACTIVE_KEYS: web.AppKey[ActiveKeys] = web.AppKey("active_keys")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 
 REQUEST_ID = web.RequestKey("request_id", str)
 CLIENT_ADDR = web.RequestKey("client_addr", str)
 IDENTITY: web.RequestKey[Identity | None] = web.RequestKey("identity")
 CSRF_FORM_PENDING = web.RequestKey("csrf_form_pending", bool)
+METRICS_ALLOWED = web.RequestKey("metrics_allowed", bool)
