@@ -85,6 +85,7 @@ class Op:
     path_params: dict[str, str] = field(default_factory=dict)
     responses: dict[int, dict[str, Any]] = field(default_factory=dict)
     errors: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    error_schemas: dict[int, str] = field(default_factory=dict)  # status → a schema other than the envelope
 
 
 # --------------------------------------------------------------------------- schemas
@@ -406,6 +407,7 @@ def _operations(settings: Settings) -> dict[tuple[str, str], Op]:
             identified=False,
             responses={200: _json(ref("Health"), "Everything is up.")},
             errors={503: ("unavailable",)},
+            error_schemas={503: "HealthDown"},  # the health keys beside the envelope's
         ),
         ("api.openapi", "GET"): Op(
             "openapi",
@@ -722,16 +724,19 @@ def error_codes(op: Op, method: str) -> dict[int, list[str]]:
     return dict(sorted(merged.items()))
 
 
-def _error_response(status: int, codes: list[str]) -> dict[str, Any]:
-    schema: Schema
-    if codes == ["unavailable"]:
-        schema = ref("HealthDown")
+def _error_response(status: int, codes: list[str], schema_name: str | None = None) -> dict[str, Any]:
+    media: dict[str, Any]
+    if schema_name is not None:
+        media = {"schema": ref(schema_name)}
     else:
-        schema = {"allOf": [ref("Error"), {"properties": {"code": {"enum": codes}}}]}
+        media = {
+            "schema": {"allOf": [ref("Error"), {"properties": {"code": {"enum": codes}}}]},
+            "example": {"error": CODES[codes[0]], "code": codes[0], "detail": None},
+        }
     resp: dict[str, Any] = {
         "description": f"{_TITLES.get(status, 'Error')}: " + ", ".join(f"`{c}`" for c in codes),
-        "content": {JSON: {"schema": schema, "example": {"error": CODES[codes[0]], "code": codes[0], "detail": None}}},
-        "x-error-codes": codes,
+        "content": {JSON: media},
+        "x-error-codes": codes,  # for the reference page
     }
     if status == 401:
         resp["headers"] = {
@@ -745,8 +750,6 @@ def _error_response(status: int, codes: list[str]) -> dict[str, Any]:
                 "schema": {"type": "integer", "minimum": 1},
             }
         }
-    if codes == ["unavailable"]:
-        resp["content"][JSON].pop("example")
     return resp
 
 
@@ -772,7 +775,7 @@ def _operation(op: Op, method: str, path: str) -> dict[str, Any]:
     ]
     responses: dict[str, Any] = {str(s): r for s, r in sorted(op.responses.items())}
     for status, codes in error_codes(op, method).items():
-        responses[str(status)] = _error_response(status, codes)
+        responses[str(status)] = _error_response(status, codes, op.error_schemas.get(status))
     out: dict[str, Any] = {
         "operationId": op.operation_id,
         "tags": [op.tag],
