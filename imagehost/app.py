@@ -26,9 +26,10 @@ from .http.headers import security_headers_middleware
 from .images import sweep
 from .images.derivatives import derivative_pool
 from .images.files import ActiveKeys
+from .metrics import Metrics, metrics_middleware
 from .routes import AbsoluteUrls, setup_routes
 from .storage import StorageError, app_routes, open_storage
-from .typedefs import ACTIVE_KEYS, ASSETS, DERIVATIVES, ENGINE, ENV, SETTINGS, STORAGE
+from .typedefs import ACTIVE_KEYS, ASSETS, DERIVATIVES, ENGINE, ENV, METRICS, SETTINGS, STORAGE
 from .web.assets import TEMPLATES_DIR, Assets
 
 
@@ -40,6 +41,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[
             access_log_middleware,
+            metrics_middleware,
             security_headers_middleware(image_origin=_image_origin(settings), upload_origin=_upload_origin(settings)),
             error_middleware,
             client_address_middleware(settings.trusted_proxies),
@@ -52,6 +54,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[ASSETS] = Assets()
     app[ACTIVE_KEYS] = ActiveKeys()
+    app[METRICS] = Metrics()
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
 
     # External resources, in the order they depend on each other.
@@ -130,7 +133,9 @@ async def env_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def sweep_ctx(app: web.Application) -> AsyncIterator[None]:
     interval = app[SETTINGS].gc_interval_seconds
-    task = asyncio.create_task(sweep.run_periodically(app[ENV], interval)) if interval else None
+    task = (
+        asyncio.create_task(sweep.run_periodically(app[ENV], interval, app[METRICS].record_sweep)) if interval else None
+    )
     yield
     if task is not None:
         task.cancel()

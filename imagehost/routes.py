@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import hdrs, web
 
-from . import health
+from . import apidocs, health, metrics, openapi
 from .accounts import api as accounts_api
 from .accounts import pages as accounts_pages
 from .images import api as images_api
@@ -77,6 +77,11 @@ def setup_routes(app: web.Application, storage_routes: dict[str, str]) -> None:
     add("integrations", "/integrations", GET=integrations_pages.integrations)
     add("flameshot_script", "/integrations/flameshot.sh", GET=integrations_pages.flameshot_download)
     add("api.sharex", "/api/sharex.sxcu", GET=integrations_api.sharex_download)
+
+    # The API described (openapi.py, apidocs.py) and the metrics (metrics.py)
+    add("api.openapi", "/api/openapi.json", GET=openapi.openapi_json)
+    add("api_docs", "/api/docs", GET=apidocs.api_docs)
+    add("metrics", "/metrics", GET=metrics.metrics_handler)
 
 
 class AbsoluteUrls:

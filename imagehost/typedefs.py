@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .env import Env
     from .images.derivatives import DerivativePool
     from .images.files import ActiveKeys
+    from .metrics import Metrics
     from .storage import Storage
     from .web.assets import Assets
 
@@ -29,8 +30,10 @@ ENV: web.AppKey[Env] = web.AppKey("env")
 DERIVATIVES: web.AppKey[DerivativePool] = web.AppKey("derivatives")
 ASSETS: web.AppKey[Assets] = web.AppKey("assets")
 ACTIVE_KEYS: web.AppKey[ActiveKeys] = web.AppKey("active_keys")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 
 REQUEST_ID = web.RequestKey("request_id", str)
 CLIENT_ADDR = web.RequestKey("client_addr", str)
 IDENTITY: web.RequestKey[Identity | None] = web.RequestKey("identity")
 CSRF_FORM_PENDING = web.RequestKey("csrf_form_pending", bool)
+METRICS_ALLOWED = web.RequestKey("metrics_allowed", bool)

@@ -38,6 +38,10 @@ from imagehost.db import apply_migrations, transaction
 from imagehost.tables import metadata
 from imagehost.typedefs import ENGINE, ENV, STORAGE
 
+# The contract check (its autouse fixture and hook come with it): every /api response is
+# validated against the OpenAPI document.
+from .contract import api_contract, install_contract_check, pytest_runtest_call  # noqa: F401
+
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SECRET = "test-secret-key-" + "x" * 40
 S3_KEY_ID, S3_SECRET = "test", "test"  # moto takes any; LocalStack checks signatures with "test"
@@ -333,7 +337,7 @@ def backend(tier: str, tmp_path: Path, request: pytest.FixtureRequest, settings_
 
 @pytest.fixture
 async def app(backend: Backend):
-    return create_app(backend.settings)
+    return install_contract_check(create_app(backend.settings))
 
 
 @pytest.fixture

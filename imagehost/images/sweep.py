@@ -17,6 +17,7 @@ statement matched acts on it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from loguru import logger
@@ -80,7 +81,9 @@ async def sweep_partials(env: Env, now: datetime | None = None) -> dict[str, int
     return {"partials_removed": await env.storage.clean_partials(cutoff) + work}
 
 
-async def run_periodically(env: Env, interval: float) -> None:
+async def run_periodically(
+    env: Env, interval: float, on_result: Callable[[dict[str, int]], None] | None = None
+) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
@@ -88,6 +91,8 @@ async def run_periodically(env: Env, interval: float) -> None:
             # A step of the pipeline's backfill: older images, and display sizes that failed.
             made = await pipeline.backfill(env, max_rows=BATCH)
             result |= {f"pipeline_{k}": v for k, v in made.items()}
+            if on_result is not None:
+                on_result(result)
             if any(result.values()):
                 logger.info("sweep: {}", result)
         except Exception as exc:

@@ -165,7 +165,7 @@ class LocalStorage:
 
     def verify_put(self, key: str, content_type: str, length: int, expires_at: int, sig: str) -> bool:
         expected = _sign(self._secret, key, content_type, length, expires_at)
-        return hmac.compare_digest(expected, sig)
+        return sig.isascii() and hmac.compare_digest(expected, sig)  # compare_digest raises on non-ASCII str
 
     def public_url(self, key: str) -> str:
         return self.base_url + self.APP_ROUTES["image_file"].format(key=check_key(key))

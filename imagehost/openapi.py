@@ -1,0 +1,914 @@
+"""The OpenAPI 3.1 document of the JSON API, built in Python from the route table.
+
+`OPERATIONS` says what each `/api` route does: route name → method → `Op`. The document
+is built by walking `app.router` (`build_document`), so it describes exactly the routes
+this app serves — the local backend's signed PUT (`upload_put`) appears only with local
+storage, as it is only routed then. `undocumented(app)` names the `/api` routes without
+an entry, and a test keeps it empty: a route added to the table without documentation
+fails the suite.
+
+What every answer can be is written once here: error responses list the codes they can
+carry (each must be a key of `imagehost.errors.CODES`, the one list), and the ones every
+operation shares are added by the builder from what the middlewares do (a bad bearer
+credential is refused on every identified route, a cookie-authenticated write can fail
+CSRF, a JSON body can be malformed or too large, the database can be down).
+
+Served at `GET /api/openapi.json`; `imagehost/apidocs.py` renders it as `/api/docs`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from aiohttp import hdrs, web
+
+from .accounts.identity import SESSION_COOKIE
+from .accounts.store import PREFIX as KEY_PREFIX
+from .config import Settings
+from .errors import CODES
+from .typedefs import SETTINGS
+
+OPENAPI_VERSION = "3.1.0"
+API_PREFIX = "/api"
+JSON = "application/json"
+BODY_LIMIT = 1024 * 1024  # the app's client_max_size: JSON bodies above it answer 413
+
+Auth = Literal["public", "user", "login"]
+Schema = dict[str, Any]
+
+_TITLES = {
+    400: "Bad request",
+    401: "Not authenticated",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Too large",
+    415: "Unsupported type",
+    422: "Invalid input",
+    429: "Too many requests",
+    500: "Server error",
+    503: "Unavailable",
+}
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    schema: Schema
+    description: str
+    location: Literal["query", "header"] = "query"
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation. `responses` are the successful answers (status → Response Object);
+    `errors` the error codes this operation itself can answer, by status. The builder
+    adds those every operation of its kind shares (see `_shared_errors`)."""
+
+    operation_id: str
+    tag: str
+    summary: str
+    description: str = ""
+    auth: Auth = "user"
+    identified: bool = True  # the identify middleware runs (not /api/health, not the signed PUT)
+    json_body: bool = False  # read with `read_json`: 400 malformed_json, 413 over 1 MiB
+    body: dict[str, Any] | None = None
+    params: tuple[Param, ...] = ()
+    path_params: dict[str, str] = field(default_factory=dict)
+    responses: dict[int, dict[str, Any]] = field(default_factory=dict)
+    errors: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    error_schemas: dict[int, str] = field(default_factory=dict)  # status → a schema other than the envelope
+
+
+# --------------------------------------------------------------------------- schemas
+
+
+def _schemas(settings: Settings) -> dict[str, Schema]:
+    base = settings.public_base_url.rstrip("/")
+    types = list(settings.allowed_image_types)
+    time = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC, with a `Z`."}
+    image_url = {"type": "string", "format": "uri"}
+    image: Schema = {
+        "type": "object",
+        "description": "An image. `public_url` serves the bytes; `deletion_url` deletes the image without "
+        "logging in (it carries a per-image secret; a GET only shows a confirmation page).",
+        "required": [
+            "id",
+            "filename",
+            "content_type",
+            "size_bytes",
+            "width",
+            "height",
+            "public_url",
+            "thumbnail_url",
+            "thumbnail_width",
+            "thumbnail_height",
+            "display_url",
+            "animated",
+            "deletion_url",
+            "created_at",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string", "description": "Random, URL-safe; at least 64 random bits."},
+            "filename": {"type": "string", "description": "The uploader's file name, as display text only."},
+            "content_type": {
+                "type": "string",
+                "enum": types,
+                "description": "Sniffed from the bytes, never taken from the client.",
+            },
+            "size_bytes": {"type": "integer", "minimum": 0},
+            "width": {"type": ["integer", "null"], "minimum": 1},
+            "height": {"type": ["integer", "null"], "minimum": 1},
+            "public_url": {**image_url, "description": "The image itself, served with its verified type."},
+            "thumbnail_url": {
+                **image_url,
+                "description": "A WebP whose longest side is at most 640 px, made before the upload answered "
+                "(the image itself for an image stored before the pipeline, until the backfill).",
+            },
+            "thumbnail_width": {"type": ["integer", "null"], "minimum": 1},
+            "thumbnail_height": {"type": ["integer", "null"], "minimum": 1},
+            "display_url": {
+                **image_url,
+                "description": "For detail and share pages: a WebP at most 2048 px when the original is larger "
+                "or must be turned upright (made just after the upload answered), else the original.",
+            },
+            "animated": {"type": "boolean", "description": "An animated GIF/WebP (the thumbnail is its first frame)."},
+            "deletion_url": {**image_url, "description": "Deletes the image when POSTed to; a GET asks first."},
+            "created_at": time,
+        },
+        "examples": [
+            {
+                "id": "k2Jx9QbH1VvA3mTq",
+                "filename": "screenshot.png",
+                "content_type": "image/png",
+                "size_bytes": 48213,
+                "width": 1280,
+                "height": 720,
+                "public_url": f"{base}/i/Vb7Qe2kLm0pXz9Rt.png",
+                "thumbnail_url": f"{base}/i/Hc4Tn8Wq2Ls6Yd0M.webp",
+                "thumbnail_width": 640,
+                "thumbnail_height": 360,
+                "display_url": f"{base}/i/Vb7Qe2kLm0pXz9Rt.png",
+                "animated": False,
+                "deletion_url": f"{base}/d/k2Jx9QbH1VvA3mTq/3sPq0d9Hw7Ue1ZbLr4YcXn5Kj8Ma2Vt6",
+                "created_at": "2025-01-31T12:00:00.123456Z",
+            }
+        ],
+    }
+    user: Schema = {
+        "type": "object",
+        "required": ["id", "username", "email", "created_at"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string"},
+            "username": {"type": "string"},
+            "email": {"type": "string"},
+            "created_at": time,
+        },
+        "examples": [
+            {
+                "id": "q8Zt1YmB4xWc",
+                "username": "alice",
+                "email": "alice@example.com",
+                "created_at": "2025-01-31T12:00:00Z",
+            }
+        ],
+    }
+    key_properties: dict[str, Schema] = {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "prefix": {"type": "string", "description": "The first characters of the secret, to recognise it."},
+        "created_at": time,
+        "last_used_at": {**time, "type": ["string", "null"], "description": "Updated at most once a minute."},
+    }
+    key_example = {
+        "id": "Nf3Kq7Lw2Zp1",
+        "name": "ShareX on my desktop",
+        "prefix": f"{KEY_PREFIX}Ab3dE6gH",
+        "created_at": "2025-01-31T12:00:00Z",
+        "last_used_at": None,
+    }
+    error_code: Schema = {
+        "type": "string",
+        "enum": list(CODES),
+        "description": "Stable: clients decide by this, never by the message.",
+        "x-enum-descriptions": dict(CODES),
+    }
+    return {
+        "Error": {
+            "type": "object",
+            "description": "Every error answer: `{error, code, detail}`.",
+            "required": ["error", "code", "detail"],
+            "additionalProperties": False,
+            "properties": {
+                "error": {"type": "string", "description": "For people; may change."},
+                "code": error_code,
+                "detail": {"description": "More about the error (see the code), or null."},
+            },
+        },
+        "Image": image,
+        "ImageList": {
+            "type": "object",
+            "required": ["images", "total", "next_cursor"],
+            "additionalProperties": False,
+            "properties": {
+                "images": {"type": "array", "items": ref("Image"), "description": "Newest first."},
+                "total": {"type": "integer", "minimum": 0, "description": "All of the caller's images."},
+                "next_cursor": {
+                    "type": ["string", "null"],
+                    "description": "Pass as `cursor` for the next page; null on the last page.",
+                },
+            },
+        },
+        "User": user,
+        "Token": {
+            "type": "object",
+            "required": ["access_token", "token_type", "expires_in"],
+            "additionalProperties": False,
+            "properties": {
+                "access_token": {"type": "string", "description": "A JWT: send as `Authorization: Bearer <token>`."},
+                "token_type": {"type": "string", "const": "bearer"},
+                "expires_in": {"type": "integer", "minimum": 1, "description": "Seconds."},
+            },
+            "examples": [
+                {"access_token": "eyJhbGciOiJIUzI1NiJ9.e30.c2ln", "token_type": "bearer", "expires_in": 604800}
+            ],
+        },
+        "ApiKey": {
+            "type": "object",
+            "required": list(key_properties),
+            "additionalProperties": False,
+            "properties": key_properties,
+            "examples": [key_example],
+        },
+        "NewApiKey": {
+            "type": "object",
+            "description": "A new key: the only time its `secret` is shown (only a hash is kept).",
+            "required": [*key_properties, "secret"],
+            "additionalProperties": False,
+            "properties": {
+                **key_properties,
+                "secret": {"type": "string", "pattern": f"^{KEY_PREFIX}[A-Za-z0-9_-]+$"},
+            },
+            "examples": [{**key_example, "secret": f"{KEY_PREFIX}Ab3dE6gHj9Kl2Mn5Pq8Rs1Tu4Vw7Xy0Za3bC6dE9fG2h"}],
+        },
+        "KeyList": {
+            "type": "object",
+            "required": ["keys"],
+            "additionalProperties": False,
+            "properties": {"keys": {"type": "array", "items": ref("ApiKey")}},
+        },
+        "UploadUrl": {
+            "type": "object",
+            "description": "A presigned PUT: send the bytes to `upload_url` with `headers`, then confirm `r2_key`.",
+            "required": ["upload_url", "r2_key", "public_url", "expires_at", "headers"],
+            "additionalProperties": False,
+            "properties": {
+                "upload_url": {"type": "string", "format": "uri"},
+                "r2_key": {"type": "string", "pattern": "^pending/"},
+                "public_url": {**image_url, "description": "Where the image will be once confirmed."},
+                "expires_at": {**time, "description": "The URL stops working then."},
+                "headers": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                    "description": "Send exactly these headers with the PUT (the signed Content-Type).",
+                },
+            },
+            "examples": [
+                {
+                    "upload_url": f"{base}/api/uploads/pending/Xq2W9e.png?ct=image%2Fpng&len=48213&exp=1738325700"
+                    "&sig=5c1e…",
+                    "r2_key": "pending/Xq2W9e.png",
+                    "public_url": f"{base}/i/Vb7Qe2kLm0pXz9Rt.png",
+                    "expires_at": "2025-01-31T12:15:00Z",
+                    "headers": {"Content-Type": "image/png"},
+                }
+            ],
+        },
+        "Health": {
+            "type": "object",
+            "required": ["status", "database", "storage"],
+            "additionalProperties": False,
+            "properties": {
+                "status": {"const": "ok"},
+                "database": {"const": "ok"},
+                "storage": {"const": "ok"},
+            },
+            "examples": [{"status": "ok", "database": "ok", "storage": "ok"}],
+        },
+        "HealthDown": {
+            "type": "object",
+            "description": "The health keys with the failing part named, and the error envelope's keys.",
+            "required": ["status", "database", "storage", "error", "code", "detail"],
+            "additionalProperties": False,
+            "properties": {
+                "status": {"const": "error"},
+                "database": {"enum": ["ok", "unavailable"]},
+                "storage": {"enum": ["ok", "unavailable"]},
+                "error": {"type": "string"},
+                "code": {"const": "unavailable"},
+                "detail": {
+                    "type": "object",
+                    "properties": {
+                        "database": {"enum": ["ok", "unavailable"]},
+                        "storage": {"enum": ["ok", "unavailable"]},
+                    },
+                },
+            },
+            "examples": [
+                {
+                    "status": "error",
+                    "database": "ok",
+                    "storage": "unavailable",
+                    "error": "storage unavailable",
+                    "code": "unavailable",
+                    "detail": {"database": "ok", "storage": "unavailable"},
+                }
+            ],
+        },
+        "ShareXConfig": {
+            "type": "object",
+            "description": "A ShareX custom uploader (https://getsharex.com/docs/custom-uploader).",
+            "required": [
+                "Version",
+                "Name",
+                "DestinationType",
+                "RequestMethod",
+                "RequestURL",
+                "Headers",
+                "Body",
+                "FileFormName",
+                "URL",
+                "ThumbnailURL",
+                "DeletionURL",
+                "ErrorMessage",
+            ],
+            "properties": {
+                "Version": {"type": "string"},
+                "Name": {"type": "string"},
+                "DestinationType": {"const": "ImageUploader"},
+                "RequestMethod": {"const": "POST"},
+                "RequestURL": {"type": "string", "format": "uri"},
+                "Headers": {
+                    "type": "object",
+                    "required": ["Authorization"],
+                    "properties": {"Authorization": {"type": "string", "pattern": f"^Bearer {KEY_PREFIX}"}},
+                },
+                "Body": {"const": "MultipartFormData"},
+                "FileFormName": {"const": "file"},
+                "URL": {"type": "string"},
+                "ThumbnailURL": {"type": "string"},
+                "DeletionURL": {"type": "string"},
+                "ErrorMessage": {"type": "string"},
+            },
+        },
+        "OpenAPIDocument": {
+            "type": "object",
+            "required": ["openapi", "info", "paths"],
+            "properties": {"openapi": {"type": "string", "pattern": r"^3\.1\."}},
+        },
+    }
+
+
+def _json(schema: Schema, description: str, **extra: Any) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}, **extra}
+
+
+def _json_body(schema: Schema, example: Any) -> dict[str, Any]:
+    return {"required": True, "content": {JSON: {"schema": schema, "example": example}}}
+
+
+# --------------------------------------------------------------------------- operations
+
+
+def _operations(settings: Settings) -> dict[tuple[str, str], Op]:
+    """What each /api route does: (route name, method) → Op."""
+    max_bytes = settings.max_upload_bytes
+    types = list(settings.allowed_image_types)
+    image_id = {"id": "The image's id."}
+    binary: Schema = {"type": "string", "format": "binary"}
+    location = {
+        "Location": {"description": "The image's API URL.", "required": True, "schema": {"type": "string"}},
+    }
+    listing = Op(
+        "listImages",
+        "Images",
+        "List your images",
+        "Newest first, in pages: pass the previous page's `next_cursor` as `cursor`.",
+        params=(
+            Param(
+                "limit",
+                {"type": "integer", "minimum": 1, "default": 50},
+                "Images per page, 1 to 100 (larger values are clipped to 100).",
+            ),
+            Param("cursor", {"type": "string"}, "The `next_cursor` of the previous page."),
+        ),
+        responses={200: _json(ref("ImageList"), "One page of images.")},
+        errors={400: ("invalid_cursor", "invalid_limit")},
+    )
+    ops: dict[tuple[str, str], Op] = {
+        # The system
+        ("health", "GET"): Op(
+            "health",
+            "System",
+            "Health check",
+            "The database (`SELECT 1`) and the storage, each under a short timeout. For load balancers and "
+            "monitors; failure reasons go to the server's log, never to the client.",
+            auth="public",
+            identified=False,
+            responses={200: _json(ref("Health"), "Everything is up.")},
+            errors={503: ("unavailable",)},
+            error_schemas={503: "HealthDown"},  # the health keys beside the envelope's
+        ),
+        ("api.openapi", "GET"): Op(
+            "openapi",
+            "System",
+            "This document",
+            "The OpenAPI 3.1 description of every /api route this server serves.",
+            auth="public",
+            responses={200: _json(ref("OpenAPIDocument"), "The OpenAPI document.")},
+        ),
+        ("api_docs", "GET"): Op(
+            "apiDocs",
+            "System",
+            "This reference, as a web page",
+            "The same document rendered as HTML.",
+            auth="public",
+            responses={200: {"description": "The reference page.", "content": {"text/html": {}}}},
+        ),
+        # Accounts
+        ("api.register", "POST"): Op(
+            "register",
+            "Accounts",
+            "Create an account",
+            "Usernames are 3–50 ASCII letters, digits, `_`, `.` or `-`; passwords 8–1024 characters. Answers "
+            "403 `registration_closed` when the server does not take new accounts. Every wrong field is named "
+            "in `detail` (`field`, and `errors` when there are several).",
+            auth="public",
+            json_body=True,
+            body=_json_body(
+                {
+                    "type": "object",
+                    "required": ["username", "email", "password"],
+                    "properties": {
+                        "username": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{3,50}$"},
+                        "email": {"type": "string", "format": "email", "maxLength": 254},
+                        "password": {"type": "string", "minLength": 8, "maxLength": 1024},
+                    },
+                },
+                {"username": "alice", "email": "alice@example.com", "password": "correct horse battery"},
+            ),
+            responses={201: _json(ref("User"), "The new account.")},
+            errors={403: ("registration_closed",), 409: ("field_taken",), 422: ("invalid_input",)},
+        ),
+        ("api.login", "POST"): Op(
+            "login",
+            "Accounts",
+            "Log in: get an access token",
+            "Trades a username and password for a JWT (valid `expires_in` seconds; logging out of the web "
+            "pages does not revoke it). Failed attempts are throttled per username and per address: 429 "
+            "`rate_limited` with `Retry-After`.",
+            auth="public",
+            json_body=True,
+            body=_json_body(
+                {
+                    "type": "object",
+                    "required": ["username", "password"],
+                    "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
+                },
+                {"username": "alice", "password": "correct horse battery"},
+            ),
+            responses={200: _json(ref("Token"), "A bearer token.")},
+            errors={422: ("invalid_input",), 429: ("rate_limited",)},
+        ),
+        ("api.me", "GET"): Op(
+            "me",
+            "Accounts",
+            "Who am I",
+            responses={200: _json(ref("User"), "The caller's account.")},
+        ),
+        # API keys
+        ("api.keys", "GET"): Op(
+            "listKeys",
+            "API keys",
+            "List your API keys",
+            "Secrets are never shown again: only their prefix.",
+            responses={200: _json(ref("KeyList"), "The caller's keys that are not revoked.")},
+        ),
+        ("api.keys", "POST"): Op(
+            "createKey",
+            "API keys",
+            "Create an API key",
+            "Needs a login (a JWT from /api/auth/login, or the session): an API key cannot create keys (403 "
+            "`api_key_not_allowed`), so a leaked key cannot mint a successor that outlives its revocation.",
+            auth="login",
+            json_body=True,
+            body=_json_body(
+                {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 100}},
+                },
+                {"name": "ShareX on my desktop"},
+            ),
+            responses={201: _json(ref("NewApiKey"), "The key, with its secret (shown once).")},
+            errors={403: ("api_key_not_allowed",), 422: ("invalid_input",)},
+        ),
+        ("api.key", "DELETE"): Op(
+            "revokeKey",
+            "API keys",
+            "Revoke an API key",
+            "Unknown, already revoked and someone else's keys all answer 404.",
+            path_params={"key_id": "The key's id."},
+            responses={204: {"description": "Revoked."}},
+            errors={404: ("not_found",)},
+        ),
+        # Images
+        ("api.upload", "POST"): Op(
+            "upload",
+            "Images",
+            "Upload an image (screenshot tools)",
+            "A multipart form with the image in the field `file` (other fields are ignored). Streamed to "
+            "storage, never buffered; the type comes from the bytes. Answers the image JSON, or only its "
+            "public URL as `text/plain` with `?format=text` or `Accept: text/plain` (for the clipboard). "
+            f"Files larger than {max_bytes} bytes are refused with 413 as soon as that is clear.",
+            params=(
+                Param(
+                    "format",
+                    {"type": "string", "enum": ["json", "text"], "default": "json"},
+                    "`text`: answer the public URL alone as `text/plain` (as `Accept: text/plain` does).",
+                ),
+            ),
+            body={
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["file"],
+                            "properties": {"file": {**binary, "description": "The image: " + ", ".join(types)}},
+                        },
+                        "encoding": {"file": {"contentType": ", ".join([*types, "application/octet-stream"])}},
+                    }
+                },
+            },
+            responses={
+                201: {
+                    "description": "Stored: the image JSON, or its URL as text.",
+                    "headers": location,
+                    "content": {
+                        JSON: {"schema": ref("Image")},
+                        "text/plain": {
+                            "schema": {"type": "string"},
+                            "example": f"{settings.public_base_url}/i/Vb7Qe2kLm0pXz9Rt.png\n",
+                        },
+                    },
+                }
+            },
+            errors={
+                400: ("malformed_multipart", "no_file"),
+                404: ("upload_expired",),
+                413: ("file_too_large", "quota_exceeded"),
+                415: ("unsupported_type",),
+                422: ("invalid_image", "too_many_pixels"),
+                503: ("storage_unavailable", "unavailable"),
+            },
+        ),
+        ("api.upload_url", "POST"): Op(
+            "createUploadUrl",
+            "Images",
+            "Start a presigned upload",
+            "Reserves the quota and signs a PUT for exactly this type and length, valid for a few minutes. "
+            "PUT the bytes to `upload_url` with `headers`, then call /api/images/confirm with `r2_key`.",
+            json_body=True,
+            body=_json_body(
+                {
+                    "type": "object",
+                    "required": ["content_type", "size_bytes"],
+                    "properties": {
+                        "filename": {"type": "string", "description": "Display text only."},
+                        "content_type": {"type": "string", "enum": types},
+                        "size_bytes": {"type": "integer", "minimum": 1, "maximum": max_bytes},
+                    },
+                },
+                {"filename": "screenshot.png", "content_type": "image/png", "size_bytes": 48213},
+            ),
+            responses={201: _json(ref("UploadUrl"), "The signed upload URL.")},
+            errors={
+                413: ("file_too_large", "quota_exceeded"),
+                415: ("unsupported_type",),
+                422: ("invalid_input",),
+                503: ("storage_unavailable",),
+            },
+        ),
+        ("api.confirm", "POST"): Op(
+            "confirmUpload",
+            "Images",
+            "Confirm a presigned upload",
+            "The server checks the stored bytes (size, type, structure) against what was declared, then makes "
+            "them the image. Idempotent: 201 the first time, 200 with the same image after. Before the PUT "
+            "it answers 422 `nothing_uploaded` and the upload stays open; refused bytes are deleted.",
+            json_body=True,
+            body=_json_body(
+                {"type": "object", "required": ["r2_key"], "properties": {"r2_key": {"type": "string"}}},
+                {"r2_key": "pending/Xq2W9e.png"},
+            ),
+            responses={
+                201: _json(ref("Image"), "Verified and stored: the new image."),
+                200: _json(ref("Image"), "Already confirmed: the same image."),
+            },
+            errors={
+                404: ("not_found", "upload_expired"),
+                409: ("upload_changed",),
+                413: ("file_too_large",),
+                415: ("type_mismatch", "unsupported_type"),
+                422: ("size_mismatch", "nothing_uploaded", "invalid_image", "too_many_pixels"),
+                503: ("storage_unavailable", "unavailable"),
+            },
+        ),
+        ("api.images", "GET"): listing,
+        ("api.images_noslash", "GET"): replace(
+            listing, operation_id="listImagesNoSlash", summary="List your images (the same, without the slash)"
+        ),
+        ("api.image", "GET"): Op(
+            "getImage",
+            "Images",
+            "One of your images",
+            "Another user's image answers 404, as an unknown one does.",
+            path_params=image_id,
+            responses={200: _json(ref("Image"), "The image.")},
+            errors={404: ("not_found",)},
+        ),
+        ("api.image", "DELETE"): Op(
+            "deleteImage",
+            "Images",
+            "Delete one of your images",
+            "The image disappears at once; its bytes are deleted now or by the sweep. Another user's image "
+            "answers 404 and stays.",
+            path_params=image_id,
+            responses={204: {"description": "Deleted."}},
+            errors={404: ("not_found",)},
+        ),
+        ("upload_put", "PUT"): Op(
+            "putSignedUpload",
+            "Images",
+            "Send the bytes of a presigned upload (local storage only)",
+            "What `upload_url` points at when the server keeps the images in a local folder (with S3/R2 the "
+            "URL is the bucket's own and this route does not exist). No login: the signature in the query "
+            "is the credential. Enforces what S3 would — signature, expiry, the signed type and exact length "
+            "— and is single use.",
+            auth="public",
+            identified=False,
+            path_params={"name": "The key's name under `pending/` (from `r2_key`)."},
+            params=(
+                Param("ct", {"type": "string"}, "The signed content type.", required=True),
+                Param("len", {"type": "string", "pattern": "^[0-9]+$"}, "The signed length.", required=True),
+                Param("exp", {"type": "string", "pattern": "^[0-9]+$"}, "Expiry, Unix time.", required=True),
+                Param("sig", {"type": "string"}, "The signature.", required=True),
+            ),
+            body={"required": True, "content": {t: {"schema": binary} for t in types}},
+            responses={200: {"description": "Stored; now confirm the upload."}},
+            errors={
+                400: ("length_required", "length_mismatch"),
+                403: ("upload_url_invalid",),
+                404: ("not_found",),
+                409: ("upload_url_used",),
+                413: ("file_too_large",),
+                415: ("type_mismatch",),
+                503: ("storage_unavailable", "database_unavailable"),
+            },
+        ),
+        # Integrations
+        ("api.sharex", "GET"): Op(
+            "sharexConfig",
+            "Integrations",
+            "Download a ShareX uploader file",
+            "Creates a new API key named “ShareX” each time (only key hashes are stored, so an existing key "
+            "cannot be put in a file) and answers the `.sxcu` file holding it, as an attachment.",
+            responses={
+                200: _json(
+                    ref("ShareXConfig"),
+                    "The .sxcu file.",
+                    headers={
+                        "Content-Disposition": {
+                            "description": 'attachment; filename="imagehost-<host>.sxcu"',
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    },
+                )
+            },
+        ),
+    }
+    return ops
+
+
+def _shared_errors(op: Op, method: str) -> dict[int, tuple[str, ...]]:
+    """The errors an operation answers because of what runs around every handler."""
+    shared: dict[int, tuple[str, ...]] = {}
+    if op.identified:
+        # A malformed, unknown or revoked bearer credential is refused on every identified
+        # route, even one that needs no login; looking it up needs the database.
+        shared[401] = (
+            ("invalid_credentials",) if op.auth == "public" else ("authentication_required", "invalid_credentials")
+        )
+        shared[503] = ("database_unavailable",)
+        if method not in ("GET", "HEAD"):
+            shared[403] = ("csrf_failed",)
+    if op.json_body:
+        shared[400] = ("malformed_json",)
+        shared[413] = ("file_too_large",)
+    shared[500] = ("internal_error",)
+    return shared
+
+
+def error_codes(op: Op, method: str) -> dict[int, list[str]]:
+    """Every error code the operation can answer, by status (sorted)."""
+    merged: dict[int, list[str]] = {}
+    for source in (_shared_errors(op, method), op.errors):
+        for status, codes in source.items():
+            for code in codes:
+                if code not in CODES:
+                    raise ValueError(f"{op.operation_id}: error code {code!r} is not in imagehost.errors.CODES")
+                merged.setdefault(status, [])
+                if code not in merged[status]:
+                    merged[status].append(code)
+    return dict(sorted(merged.items()))
+
+
+def _error_response(status: int, codes: list[str], schema_name: str | None = None) -> dict[str, Any]:
+    media: dict[str, Any]
+    if schema_name is not None:
+        media = {"schema": ref(schema_name)}
+    else:
+        media = {
+            "schema": {"allOf": [ref("Error"), {"properties": {"code": {"enum": codes}}}]},
+            "example": {"error": CODES[codes[0]], "code": codes[0], "detail": None},
+        }
+    resp: dict[str, Any] = {
+        "description": f"{_TITLES.get(status, 'Error')}: " + ", ".join(f"`{c}`" for c in codes),
+        "content": {JSON: media},
+        "x-error-codes": codes,  # for the reference page
+    }
+    if status == 401:
+        resp["headers"] = {
+            "WWW-Authenticate": {"description": "`Bearer`.", "required": True, "schema": {"type": "string"}}
+        }
+    if status == 429:
+        resp["headers"] = {
+            "Retry-After": {
+                "description": "Seconds until the next attempt can succeed.",
+                "required": True,
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        }
+    return resp
+
+
+def _security(op: Op, method: str) -> list[dict[str, list[str]]]:
+    if op.auth == "public":
+        return []
+    session: dict[str, list[str]] = {"session": []}
+    if method not in ("GET", "HEAD"):
+        session["csrf"] = []
+    if op.auth == "login":
+        return [{"jwt": []}, session]
+    return [{"apiKey": []}, {"jwt": []}, session]
+
+
+def _operation(op: Op, method: str, path: str) -> dict[str, Any]:
+    params: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}, "description": text}
+        for name, text in _path_params(path, op).items()
+    ]
+    params += [
+        {"name": p.name, "in": p.location, "required": p.required, "schema": p.schema, "description": p.description}
+        for p in op.params
+    ]
+    responses: dict[str, Any] = {str(s): r for s, r in sorted(op.responses.items())}
+    for status, codes in error_codes(op, method).items():
+        responses[str(status)] = _error_response(status, codes, op.error_schemas.get(status))
+    out: dict[str, Any] = {
+        "operationId": op.operation_id,
+        "tags": [op.tag],
+        "summary": op.summary,
+    }
+    if op.description:
+        out["description"] = op.description
+    out["security"] = _security(op, method)
+    if params:
+        out["parameters"] = params
+    if op.body is not None:
+        out["requestBody"] = op.body
+    out["responses"] = dict(sorted(responses.items()))
+    return out
+
+
+def _path_params(path: str, op: Op) -> dict[str, str]:
+    names = re.findall(r"\{([^}:]+)(?::[^}]*)?\}", path)
+    return {name: op.path_params.get(name, "") for name in names}
+
+
+# --------------------------------------------------------------------------- the document
+
+
+def api_routes(app: web.Application) -> list[tuple[str, str, str]]:
+    """(route name, method, path template) of every /api route the app serves; HEAD is
+    left out (aiohttp answers it wherever GET is routed, with GET's headers)."""
+    found: list[tuple[str, str, str]] = []
+    for resource in app.router.resources():
+        path = resource.canonical
+        if not (path == API_PREFIX or path.startswith(API_PREFIX + "/")):
+            continue
+        for route in resource:
+            if route.method == hdrs.METH_HEAD:
+                continue
+            found.append((resource.name or "", route.method, path))
+    return found
+
+
+def undocumented(app: web.Application) -> list[str]:
+    """The /api routes with no entry in the operations table ("METHOD path (name)")."""
+    ops = _operations(app[SETTINGS])
+    return [f"{m} {p} ({n or 'unnamed'})" for n, m, p in api_routes(app) if (n, m) not in ops]
+
+
+def documented_route_names(settings: Settings) -> set[str]:
+    return {name for name, _method in _operations(settings)}
+
+
+def build_document(app: web.Application) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for the /api routes this app serves."""
+    settings = app[SETTINGS]
+    ops = _operations(settings)
+    paths: dict[str, dict[str, Any]] = {}
+    for name, method, path in api_routes(app):
+        op = ops.get((name, method))
+        if op is None:
+            continue  # `undocumented(app)` names it; a test fails on it
+        paths.setdefault(path, {})[method.lower()] = _operation(op, method, path)
+    tags = list(dict.fromkeys(op.tag for op in ops.values()))
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "imagehost API",
+            "version": "1",
+            "description": (
+                "The JSON API of this imagehost server: accounts, API keys, uploads (streamed, or presigned "
+                "+ confirm), listing and deleting images.\n\n"
+                "Authenticate with `Authorization: Bearer <credential>`, where the credential is an API key "
+                f"(`{KEY_PREFIX}…`, from the API keys page) or a JWT from `POST /api/auth/login`. The browser's "
+                "session cookie works too; then every request that changes something must also send the "
+                "`X-CSRF-Token` header.\n\n"
+                'Every error is `{"error": message, "code": code, "detail": …}` with the HTTP status; '
+                "decide by `code` (the list is the `Error` schema's). HEAD is accepted wherever GET is."
+            ),
+        },
+        "servers": [{"url": settings.public_base_url, "description": "This server"}],
+        "tags": [{"name": t} for t in tags],
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": _schemas(settings),
+            "securitySchemes": {
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": f"API key ({KEY_PREFIX}…)",
+                    "description": "A personal API key: `Authorization: Bearer ih_…`. Cannot create API keys.",
+                },
+                "jwt": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "An access token from `POST /api/auth/login`: `Authorization: Bearer <token>`.",
+                },
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": SESSION_COOKIE,
+                    "description": "The web pages' session cookie (set by logging in on the site).",
+                },
+                "csrf": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-CSRF-Token",
+                    "description": "With the session cookie, on every request that changes something: the "
+                    'token from the page\'s `<meta name="csrf-token">`.',
+                },
+            },
+        },
+    }
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    """GET /api/openapi.json."""
+    return web.json_response(build_document(request.app), headers={"Cache-Control": "no-cache"})
