@@ -19,10 +19,9 @@ from imagehost.images import service as images_service
 from imagehost.openapi import api_routes, build_document, documented_route_names, undocumented
 from imagehost.routes import STORAGE_HANDLERS
 from imagehost.typedefs import SETTINGS
-
-from .accounts_helpers import logged_in_token
-from .contract import install_contract_check
-from .test_upload_support import image_bytes, upload, uploaded
+from tests.contract import install_contract_check
+from tests.support.accounts import logged_in_token
+from tests.support.uploads import image_bytes, upload, uploaded
 
 pytestmark = pytest.mark.tiers("sqlite-local", "sqlite-s3")
 

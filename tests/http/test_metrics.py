@@ -15,8 +15,7 @@ from imagehost.app import create_app
 from imagehost.metrics import may_read
 from imagehost.storage import StorageError
 from imagehost.typedefs import ENV, METRICS
-
-from .test_upload_support import image_bytes, upload, uploaded
+from tests.support.uploads import image_bytes, upload, uploaded
 
 pytestmark = pytest.mark.tiers("sqlite-local")
 

@@ -34,9 +34,8 @@ from schemathesis.specs.openapi.checks import (
 
 from imagehost.accounts.identity import SESSION_COOKIE
 from imagehost.app import create_app
-
-from .contract import install_contract_check
-from .test_upload_support import image_bytes
+from tests.contract import install_contract_check
+from tests.support.uploads import image_bytes
 
 pytestmark = pytest.mark.tiers("sqlite-local")
 
