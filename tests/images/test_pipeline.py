@@ -221,3 +221,49 @@ async def test_the_backfill_gives_up_on_an_image_it_cannot_decode_after_its_atte
     assert got["thumbnail_url"] != got["public_url"]  # its earlier derivatives still stand
     assert (await snapshot(client, backend)).orphans == 0
     assert list((backend.settings.data_dir / "work").glob("*")) == []
+
+
+def _flat_png(width: int, height: int) -> bytes:
+    """A decompression bomb under the pixel limit: one colour, so a few KB on disk,
+    width × height × 3 bytes once decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    row = b"\x00" + b"\x00" * (width * 3)
+    raw = zlib.compressobj(9)
+    idat = b"".join(raw.compress(row) for _ in range(height)) + raw.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+@pytest.mark.tiers("sqlite-local", "sqlite-s3")
+async def test_a_decompression_bomb_under_the_pixel_limit_is_handled_in_the_worker(client, backend, make_user):
+    """48 MP of one colour, a few KB: the worker reads it sequentially (its memory stays
+    bounded) and makes the thumbnail; nothing of it is decoded in the server."""
+    user = await make_user()
+    resp = await upload(client, user, _flat_png(8000, 6000), "flat.png")
+    body = await resp.json()
+    assert resp.status == 201, body
+    assert (body["thumbnail_width"], body["thumbnail_height"]) == (640, 480)
+
+
+@pytest.mark.tiers("sqlite-local", "sqlite-s3")
+@pytest.mark.parametrize("settings_overrides", [{"derivative_timeout_seconds": 0.05}], ids=["time-limit"])
+async def test_a_file_that_hangs_the_decoder_is_refused_and_the_server_goes_on(
+    client, backend, make_user, settings_overrides
+):
+    user = await make_user()
+    before = await snapshot(client, backend)
+    bomb = _flat_png(8000, 6000)  # 48 MP: within the pixel limit, ~144 MB decoded
+    assert len(bomb) < 200_000
+    resp = await upload(client, user, bomb, "bomb.png")
+    body = await resp.json()
+    assert resp.status == 422, body
+    assert body["code"] == "invalid_image" and body["detail"]["reason"] == "timeout"
+    assert await snapshot(client, backend) == before
+    assert await used_bytes(client, user.id) == 0
+    # The server goes on (the worker that was killed is replaced in the background).
+    assert (await client.get("/api/health")).status == 200
