@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from http import HTTPStatus
 from typing import Any, Literal
 
 from aiohttp import hdrs, web
@@ -37,21 +38,6 @@ BODY_LIMIT = 1024 * 1024  # the app's client_max_size: JSON bodies above it answ
 
 Auth = Literal["public", "user", "login"]
 Schema = dict[str, Any]
-
-_TITLES = {
-    400: "Bad request",
-    401: "Not authenticated",
-    403: "Forbidden",
-    404: "Not found",
-    405: "Method not allowed",
-    409: "Conflict",
-    413: "Too large",
-    415: "Unsupported type",
-    422: "Invalid input",
-    429: "Too many requests",
-    500: "Server error",
-    503: "Unavailable",
-}
 
 
 def ref(name: str) -> Schema:
@@ -755,7 +741,7 @@ def _error_response(status: int, codes: list[str], schema_name: str | None = Non
             "example": {"error": CODES[codes[0]], "code": codes[0], "detail": None},
         }
     resp: dict[str, Any] = {
-        "description": f"{_TITLES.get(status, 'Error')}: " + ", ".join(f"`{c}`" for c in codes),
+        "description": f"{HTTPStatus(status).phrase}: " + ", ".join(f"`{c}`" for c in codes),
         "content": {JSON: media},
         "x-error-codes": codes,  # for the reference page
     }
