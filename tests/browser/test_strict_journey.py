@@ -53,7 +53,10 @@ def test_gallery_upload_passes_the_cors_rule_of_the_strict_peer(browser: Browser
     url = page.locator("[data-testid=tile]").first.get_attribute("data-url")
     status, body, _ = fetch(url)
     assert status == 200 and body == data
-    assert server.objects() == {url.rsplit("/", 1)[-1]}  # the final key only; pending/ is gone
+    final = url.rsplit("/", 1)[-1]
+    thumbs = {k for k in server.objects() if k.endswith(".webp")}
+    assert len(thumbs) == 1
+    assert server.objects() == {final, *thumbs}  # the final key and its thumbnail; pending/ is gone
 
     # The same upload from an origin the bucket's rule does not name: the browser's
     # preflight is refused, so the PUT is never sent; nothing is stored or confirmed.
