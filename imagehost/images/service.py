@@ -255,7 +255,8 @@ async def pending_upload(env: Env, row: ImageRow) -> AsyncIterator[PendingUpload
         if upload.active is None:
             raise RuntimeError("pending_upload block ended without activating the upload")
     except BaseException:
-        await asyncio.shield(_discard(upload))
+        if upload.active is None:  # once active, the image is the user's: nothing to undo
+            await asyncio.shield(_discard(upload))
         raise
 
 
