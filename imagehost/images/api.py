@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
+import orjson
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
@@ -192,13 +193,12 @@ async def list_images(request: web.Request) -> web.Response:
     env = request.app[ENV]
     limit = service.page_limit(request.query.get("limit"))
     rows, nxt, total = await service.listing(env, user.id, request.query.get("cursor"), limit)
-    return web.json_response(
-        {
-            "images": [service.image_json(env, r) for r in rows],
-            "total": total,
-            "next_cursor": nxt.encode() if nxt else None,
-        }
-    )
+    body = {
+        "images": [service.image_json(env, r) for r in rows],
+        "total": total,
+        "next_cursor": nxt.encode() if nxt else None,
+    }
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
 async def get_image(request: web.Request) -> web.Response:

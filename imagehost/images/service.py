@@ -587,9 +587,7 @@ async def listing(
     """One page of the owner's images after the opaque cursor, and how many they have."""
     cursor = store.Cursor.decode(raw_cursor) if raw_cursor else None
     async with env.engine.connect() as conn:
-        rows, nxt = await store.list_for_owner(conn, owner_id, cursor, limit)
-        total = await store.count_for_owner(conn, owner_id)
-    return rows, nxt, total
+        return await store.list_for_owner(conn, owner_id, cursor, limit)
 
 
 async def owned_image(env: Env, owner_id: str, image_id: str) -> ImageRow:

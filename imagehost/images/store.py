@@ -374,10 +374,13 @@ class Cursor:
 
 async def list_for_owner(
     conn: AsyncConnection, owner_id: str, cursor: Cursor | None, limit: int
-) -> tuple[list[ImageRow], Cursor | None]:
+) -> tuple[list[ImageRow], Cursor | None, int]:
     """The owner's active images, newest first, one page after `cursor` (keyset: the
-    cost does not grow with the page number or the number of images)."""
-    q = select(*_COLS).where(images.c.owner_id == owner_id, images.c.status == ACTIVE)
+    cost does not grow with the page number or the number of images), and how many they
+    have — in one round trip: the count rides on every row as a scalar subquery of the
+    kept counter (a second query only for an empty page)."""
+    total_q = select(users.c.image_count).where(users.c.id == owner_id).scalar_subquery()
+    q = select(*_COLS, total_q).where(images.c.owner_id == owner_id, images.c.status == ACTIVE)
     if cursor is not None:
         q = q.where(
             or_(
@@ -386,10 +389,12 @@ async def list_for_owner(
             )
         )
     q = q.order_by(images.c.created_at.desc(), images.c.id.desc()).limit(limit + 1)
-    rows = [_image_row(r) for r in await conn.execute(q)]
+    result = (await conn.execute(q)).all()
+    total = int(result[0][-1] or 0) if result else await count_for_owner(conn, owner_id)
+    rows = [_image_row(r[:-1]) for r in result]
     page = rows[:limit]
     nxt = Cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
-    return page, nxt
+    return page, nxt, total
 
 
 async def count_for_owner(conn: AsyncConnection, owner_id: str) -> int:
