@@ -136,16 +136,25 @@ document.addEventListener('submit', async (event) => {
 
 // ------------------------------------------------------------------ uploads
 
+/** Where to PUT: a signed URL on the app itself (local storage) goes to the origin this
+ * page came from, which is the same server even when the page was opened under another
+ * name for it (127.0.0.1 for localhost) than PUBLIC_BASE_URL's; a bucket's URL as is. */
+function uploadTarget(signed) {
+  const url = new URL(signed, window.location.href);
+  if (url.origin !== config.publicOrigin) return url.href;
+  return window.location.origin + url.pathname + url.search;
+}
+
 /** Put the File to the presigned URL with XHR so we get upload progress. */
 function putFile(ticket, file, onProgress) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open('PUT', ticket.upload_url);
+    xhr.open('PUT', uploadTarget(ticket.upload_url));
     for (const [name, value] of Object.entries(ticket.headers || {})) {
       if (!/^(content-length|host|connection)$/i.test(name)) xhr.setRequestHeader(name, value);
     }
     // Only our own origin may see the CSRF token (the local storage backend).
-    if (new URL(ticket.upload_url, window.location.href).origin === window.location.origin) {
+    if (new URL(uploadTarget(ticket.upload_url)).origin === window.location.origin) {
       xhr.setRequestHeader('X-CSRF-Token', csrfToken());
     }
     xhr.upload.onprogress = (e) => {

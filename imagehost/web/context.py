@@ -4,12 +4,13 @@ aiohttp-jinja2's `url(name, **parts)`; handlers build URLs with `url(request, na
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
 
 from ..accounts.identity import csrf_token, current_user
-from ..typedefs import ASSETS
+from ..typedefs import ASSETS, SETTINGS
 
 # The routes the page scripts call, as path templates (`/api/images/{id}`): static/api.js
 # fills them in with `route(name, parts)`, so the scripts build URLs from names too.
@@ -18,12 +19,16 @@ JS_ROUTES = ("gallery", "image", "image_delete", "api.images", "api.image", "api
 
 async def page_context(request: web.Request) -> dict[str, Any]:
     router = request.app.router
+    public = urlsplit(request.app[SETTINGS].public_base_url)
     return {
         "user": current_user(request),
         "csrf_token": await csrf_token(request),
         "static_url": request.app[ASSETS].url,
         "site_name": "imagehost",
         "js_routes": {name: router[name].canonical for name in JS_ROUTES},
+        # PUBLIC_BASE_URL's origin: the page may be open under another name for this
+        # machine, and the scripts send what goes to the app itself to the page's origin.
+        "public_origin": f"{public.scheme}://{public.netloc}",
     }
 
 
