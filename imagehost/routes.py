@@ -76,6 +76,7 @@ def setup_routes(app: web.Application, storage_routes: dict[str, str]) -> None:
     # Integrations
     add("integrations", "/integrations", GET=integrations_pages.integrations)
     add("flameshot_script", "/integrations/flameshot.sh", GET=integrations_pages.flameshot_download)
+    add("flameshot_key", "/integrations/flameshot-key", POST=integrations_pages.flameshot_key)
     add("api.sharex", "/api/sharex.sxcu", GET=integrations_api.sharex_download)
 
 
