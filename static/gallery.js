@@ -4,6 +4,7 @@ import './page.js';
 import { ApiError, NETWORK_LOST, api, csrfToken, route } from './api.js';
 import { announce, copyText } from './clipboard.js';
 import { formatLink } from './links.js';
+import { describe } from './upload-errors.js';
 
 const MAX_PARALLEL = 3;
 const main = document.getElementById('main');
@@ -178,35 +179,29 @@ function putFile(ticket, file, onProgress) {
         (data && data.code) || '',
       ));
     };
-    xhr.onerror = () => reject(new ApiError(0, NETWORK_LOST));
+    xhr.onerror = () => reject(new ApiError(0, NETWORK_LOST, null, 'network_lost'));
     xhr.onabort = xhr.onerror;
     xhr.ontimeout = xhr.onerror;
     xhr.send(file);
   });
 }
 
+/** The client's own checks, with the codes the server would answer. */
 function precheck(file) {
+  const limits = { allowed: allowedTypes, max_bytes: maxBytes };
   if (allowedTypes.length && file.type && !allowedTypes.includes(file.type.toLowerCase())) {
-    return 'Not a supported image';
+    return new ApiError(415, 'Not a supported image', limits, 'unsupported_type');
   }
-  if (maxBytes && file.size > maxBytes) return tooBig();
-  if (file.size === 0) return 'Empty file';
+  if (maxBytes && file.size > maxBytes) return new ApiError(413, tooBig(), limits, 'file_too_large');
+  if (file.size === 0) return new ApiError(400, 'Empty file', null, 'empty_file');
   return null;
 }
 
-function describe(err) {
-  if (!(err instanceof ApiError)) return err.message || 'Upload failed';
-  if (err.status === 0) return NETWORK_LOST;
-  if (err.code === 'quota_exceeded') return 'Storage quota full';
-  if (err.code === 'file_too_large') return tooBig();
-  if (err.code === 'unsupported_type' || err.code === 'type_mismatch') return 'Not a supported image';
-  return err.message;
-}
-
-function setRow(job, state, text) {
+function setRow(job, state, text, hint = '', retry = false) {
   job.row.dataset.state = state;
   job.status.textContent = text;
-  job.retry.hidden = state !== 'error';
+  job.hint.textContent = hint;
+  job.retry.hidden = !(state === 'error' && retry);
   if (clearButton) clearButton.hidden = !uploadList.querySelector('[data-state="done"]');
 }
 
@@ -216,7 +211,7 @@ async function upload(job) {
   setRow(job, 'active', 'Starting…');
   try {
     const problem = precheck(file);
-    if (problem) throw new Error(problem);
+    if (problem) throw problem;
     const ticket = await api('POST', route('api.upload_url'), {
       filename: file.name,
       content_type: file.type || 'application/octet-stream',
@@ -235,7 +230,8 @@ async function upload(job) {
     setRow(job, 'done', 'Uploaded');
   } catch (err) {
     job.progress.value = 0;
-    setRow(job, 'error', describe(err));
+    const said = describe(err, { maxBytes, allowedTypes });
+    setRow(job, 'error', said.status, said.hint, said.retry);
   }
 }
 
@@ -274,6 +270,7 @@ function addFiles(files) {
       row,
       progress: row.querySelector('progress'),
       status: row.querySelector('[data-upload-status]'),
+      hint: row.querySelector('[data-upload-hint]'),
       retry: row.querySelector('[data-upload-retry]'),
     };
     job.progress.setAttribute('aria-label', `Upload progress of ${file.name}`);
