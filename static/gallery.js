@@ -49,7 +49,12 @@ function updateStats(deltaCount, deltaBytes) {
     countEl.textContent = `${stats.total} image${stats.total === 1 ? '' : 's'}`;
     countEl.dataset.count = String(stats.total);
   }
-  if (usedEl) usedEl.textContent = humanSize(stats.used);
+  if (usedEl) {
+    const quota = Number(config.quotaBytes) || 0;
+    usedEl.textContent = stats.used
+      ? `${humanSize(stats.used)} used${quota ? ` of ${humanSize(quota)}` : ''}`
+      : 'Nothing stored yet';
+  }
   if (empty) empty.hidden = grid.children.length > 0 || Boolean(cursor);
 }
 

@@ -79,9 +79,7 @@ def test_retry_is_offered_by_code(browser: Browser, local_server):
         else:
             expect(row.get_by_test_id("upload-retry")).to_be_hidden()
         page.unroute("**/api/images/confirm")
-    expect(page.get_by_test_id("upload-row").nth(2).get_by_test_id("upload-hint")).to_have_text(
-        "Wait 7 s, then retry."
-    )
+    expect(page.get_by_test_id("upload-row").nth(2).get_by_test_id("upload-hint")).to_have_text("Wait 7 s, then retry.")
     expect(page.get_by_test_id("upload-row").nth(4).get_by_test_id("upload-hint")).to_have_text(
         re.compile(r"Accepted: PNG and JPEG\.")
     )
