@@ -97,8 +97,10 @@ def test_the_worker_controls_the_site_and_caches_only_static_assets(browser: Bro
     ctx.close()
 
 
-def test_a_shared_image_is_shown_then_uploaded_when_the_person_says_so(browser: Browser, local_server):
-    ctx = new_context(browser, local_server.base_url)
+def test_a_shared_image_is_shown_then_uploaded_when_the_person_says_so(browser: Browser, local_server, artifacts):
+    ctx = new_context(
+        browser, local_server.base_url, viewport={"width": 375, "height": 780}, is_mobile=True, has_touch=True
+    )
     page = ctx.new_page()
     username = "share_" + secrets.token_hex(3)
     register(page, username)
@@ -115,6 +117,8 @@ def test_a_shared_image_is_shown_then_uploaded_when_the_person_says_so(browser: 
     expect(inbox).to_contain_text("holiday-2.png")
     assert _images(local_server, username) == 0  # shown, not uploaded
     expect(inbox).to_contain_text("Upload them to your gallery?")  # from this site: no warning
+    (artifacts / "screens").mkdir(exist_ok=True)
+    page.screenshot(path=str(artifacts / "screens" / "share-inbox-375-light.png"))
     page.keyboard.press("Enter")  # focus is on the question, not on the button
     page.wait_for_timeout(600)
     assert _images(local_server, username) == 0

@@ -3,9 +3,11 @@ at least 44 px square to touch, and a long file name stays inside its card."""
 
 from __future__ import annotations
 
+import io
 import secrets
 
 import pytest
+from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
 from tests.support.browser import new_context, png_bytes, register
@@ -43,6 +45,13 @@ def test_phone_layout_fits_and_every_control_can_be_touched(browser: Browser, pl
         "[data-testid=upload-input]", files=[{"name": LONG_NAME, "mimeType": "image/png", "buffer": png_bytes(50)}]
     )
     expect(page.locator("[data-testid=tile]")).to_have_count(1)
+    tall = Image.new("RGB", (40, 100), (90, 40, 120))  # a narrow tile: 0.4 of its height
+    buf = io.BytesIO()
+    tall.save(buf, "PNG")
+    page.set_input_files(
+        "[data-testid=upload-input]", files=[{"name": "tall.png", "mimeType": "image/png", "buffer": buf.getvalue()}]
+    )
+    expect(page.locator("[data-testid=tile]")).to_have_count(2)
     page.goto("/keys")
     page.get_by_label("Name").fill("A phone key with a rather long name to wrap")
     page.get_by_role("button", name="Create key").click()
@@ -50,12 +59,18 @@ def test_phone_layout_fits_and_every_control_can_be_touched(browser: Browser, pl
     for path in ("/gallery", "/keys", "/integrations"):
         _check_page(page, path)
 
-    # the tile's buttons, and Revoke: on screen, not in a scroll box, and the thing a tap hits
+    # the tile's buttons: 44 px, and inside their own tile (never over a neighbour)
     page.goto("/gallery")
-    tile = page.locator("[data-testid=tile]").first
-    for target in (tile.get_by_test_id("copy-url"), tile.locator("summary")):
-        box = target.bounding_box()
-        assert box["width"] >= 44 and box["height"] >= 44, box
+    for tile in page.locator("[data-testid=tile]").all():  # a wide one, and the narrow one
+        outer = tile.bounding_box()
+        controls = tile.locator("button:visible, summary:visible")
+        assert controls.count() >= 1
+        for i in range(controls.count()):
+            box = controls.nth(i).bounding_box()
+            assert box["width"] >= 44 and box["height"] >= 44, box
+            inside = outer["x"] - 0.5 <= box["x"] and box["x"] + box["width"] <= outer["x"] + outer["width"] + 0.5
+            assert inside, (box, outer)
+    # Revoke: on screen, not in a scroll box, and the thing a tap hits
     page.goto("/keys")
     revoke = page.get_by_test_id("revoke").first
     box = revoke.bounding_box()
