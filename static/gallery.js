@@ -111,6 +111,24 @@ function tileImage(tile) {
 
 // ------------------------------------------------------------ copy + delete
 
+// A tile's copy items need JavaScript, so the page carries them once and a tile's menu
+// gets them as it first opens (the server-rendered menu works without: open, delete).
+const menuTemplate = document.getElementById('tile-menu-template');
+function fillMenu(menu) {
+  if (!menuTemplate || menu.dataset.filled) return;
+  menu.dataset.filled = 'true';
+  menu.querySelector('.menu-list').prepend(menuTemplate.content.cloneNode(true));
+}
+// On the click (Enter and Space click too) that opens it, so the items are there for the
+// very next Tab; on toggle for any other way it opens.
+document.addEventListener('click', (event) => {
+  const summary = event.target.closest('.tile-menu > summary');
+  if (summary) fillMenu(summary.parentElement);
+}, true);
+document.addEventListener('toggle', (event) => {
+  if (event.target.open && event.target.matches && event.target.matches('.tile-menu')) fillMenu(event.target);
+}, true);
+
 document.addEventListener('click', (event) => {
   const button = event.target.closest('[data-copy-format]');
   if (!button) return;
