@@ -110,21 +110,45 @@ def main() -> None:
                     deletion = page.evaluate("fetch('/api/images/" + image_id + "').then(r => r.json())")[
                         "deletion_url"
                     ]
-                    pages = ["/gallery", f"/images/{image_id}", "/keys", "/integrations", deletion]
+                    pages = ["/gallery", f"/images/{image_id}", "/keys", "/integrations", deletion, "/no/such/page"]
                     anon = browser.new_context(base_url=base, color_scheme=scheme, bypass_csp=True).new_page()
-                    for path, pg in [(x, anon) for x in ("/login", "/register")] + [(x, page) for x in pages]:
-                        pg.goto(path)
+
+                    def audit(pg, label: str, scheme: str = scheme) -> int:
                         pg.add_script_tag(content=axe)
                         result = pg.evaluate("axe.run(document, {resultTypes: ['violations']})")
                         violations = result["violations"]
-                        total += len(violations)
-                        label = path if not path.startswith("http") else "/d/… (deletion page)"
                         print(
                             f"{scheme:5} {label:32} {len(violations)} violation(s), "
                             f"{len(result.get('passes', []))} rules passed"
                         )
                         for v in violations:
                             print(f"      [{v['impact']}] {v['id']}: {v['help']} ({len(v['nodes'])} node(s))")
+                            for node in v["nodes"][:3]:
+                                print(f"        {' '.join(node['target'])}: {node.get('failureSummary', '')[:160]!r}")
+                        return len(violations)
+
+                    for path, pg in [(x, anon) for x in ("/login", "/register", "/no/such/page")] + [
+                        (x, page) for x in pages
+                    ]:
+                        pg.goto(path)
+                        total += audit(pg, path if not path.startswith("http") else "/d/… (deletion page)")
+                    # States a page gets into: a refused upload in the tray and a tile's menu
+                    # open; a key just created; the account menu open.
+                    page.goto("/gallery")
+                    page.set_input_files(
+                        "[data-testid=upload-input]",
+                        files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"text"}],
+                    )
+                    page.wait_for_selector("[data-upload-list] [data-state=error]")
+                    page.click("[data-testid=tile] summary")
+                    page.wait_for_timeout(400)  # let the tile bar's fade-in finish
+                    total += audit(page, "/gallery (tray, tile menu)")
+                    page.goto("/keys")
+                    page.fill("#key-name", "audit")
+                    page.click("form[action='/keys'] button[type=submit]")
+                    page.wait_for_selector("[data-testid=new-key]")
+                    page.click("[data-testid=account-menu] summary")
+                    total += audit(page, "/keys (new key, account menu)")
                     ctx.close()
                 print(f"total violations: {total}")
                 browser.close()

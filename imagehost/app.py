@@ -81,7 +81,9 @@ def _session_storage(settings: Settings) -> EncryptedCookieStorage:
 
 
 def _image_origin(settings: Settings) -> str:
-    return settings.r2_public_url if settings.storage_backend == "s3" else ""
+    # Local storage: the app serves the images at PUBLIC_BASE_URL, which a page opened
+    # under another name for this machine (127.0.0.1 for localhost) must be able to show.
+    return settings.r2_public_url if settings.storage_backend == "s3" else settings.public_base_url
 
 
 def _upload_origin(settings: Settings) -> str:

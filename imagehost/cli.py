@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from loguru import logger
 
-from .config import ConfigError, Settings, load_settings
+from .config import LOCAL_HOSTS, ConfigError, Settings, default_base_url, load_settings
 from .env import Env
 from .logs import setup_logging
 
@@ -22,31 +22,58 @@ def _fail(message: str) -> int:
     return 1
 
 
+def with_address(settings: Settings, host: str | None, port: int | None) -> Settings:
+    """Settings for `serve --host/--port`: PUBLIC_BASE_URL follows them unless it was set."""
+    update: dict[str, object] = {"host": host or settings.host, "port": port or settings.port}
+    if settings.base_url_derived:
+        update["public_base_url"] = default_base_url(str(update["host"]), int(str(update["port"])))
+    return settings.model_copy(update=update)
+
+
+def serving_lines(settings: Settings) -> list[str]:
+    """What `serve` prints at start: the address to open (PUBLIC_BASE_URL: every URL the
+    app gives out starts with it), where it listens, and a warning when the two cannot be
+    the same server."""
+    host = f"[{settings.host}]" if ":" in settings.host and not settings.host.startswith("[") else settings.host
+    db = "SQLite" if settings.is_sqlite else "PostgreSQL"
+    lines = [
+        f"serving on {settings.public_base_url} "
+        f"(listening on {host or '*'}:{settings.port}; {settings.storage_backend} storage, {db})"
+    ]
+    public = urlsplit(settings.public_base_url)
+    if public.hostname in LOCAL_HOSTS and (public.port or 80) != settings.port:
+        lines.append(
+            f"warning: PUBLIC_BASE_URL ({settings.public_base_url}) is this machine on another port than "
+            f"PORT ({settings.port}): image, upload and deletion URLs will not reach this server"
+        )
+    return lines
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from .app import StartupError, create_app
 
-    host = args.host or settings.host
-    port = args.port or settings.port
+    settings = with_address(settings, args.host, args.port)
+
+    def started(_msg: str) -> None:
+        first, *warnings = serving_lines(settings)
+        logger.info(first)
+        for line in warnings:
+            logger.warning(line)
+
     try:
         web.run_app(
             create_app(settings),
-            host=host,
-            port=port,
+            host=settings.host,
+            port=settings.port,
             access_log=None,  # our access-log middleware records every request
-            print=lambda _msg: logger.info(
-                "serving on http://{}:{} ({} storage, {})",
-                host,
-                port,
-                settings.storage_backend,
-                "SQLite" if settings.is_sqlite else "PostgreSQL",
-            ),
+            print=started,
         )
     except StartupError as exc:
         return _fail(str(exc))
     except OSError as exc:
-        return _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+        return _fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
     return 0
 
 
@@ -158,7 +185,7 @@ def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "serve": (cmd_serve, "serve HTTP (HOST/PORT, default 127.0.0.1:8000)"),
+    "serve": (cmd_serve, "serve HTTP (HOST/PORT, default 127.0.0.1:8000; PUBLIC_BASE_URL follows them)"),
     "migrate": (cmd_migrate, "apply database migrations"),
     "storage-setup": (cmd_storage_setup, "create the bucket or folder, its CORS and lifecycle rules"),
     "gc": (cmd_gc, "sweep expired pending uploads and objects whose delete failed"),

@@ -13,13 +13,26 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/avif")
 # Types a browser could run as a page or script: never accepted, whatever is configured.
 NEVER_ALLOWED = {"image/svg+xml", "text/html", "application/xhtml+xml", "application/xml", "text/xml"}
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"}
+# Bind addresses that mean "every interface": a browser on this machine reaches them as localhost.
+ANY_ADDRESS = {"", "0.0.0.0", "::", "[::]"}
+
+
+def default_base_url(host: str, port: int) -> str:
+    """The address a browser on this machine opens for a server bound to `host:port`:
+    the default PUBLIC_BASE_URL, so every URL the app gives out points where it listens."""
+    host = host.strip()
+    if host in ANY_ADDRESS:
+        host = "localhost"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 literal
+    return f"http://{host}:{port}"
 
 
 class ConfigError(Exception):
@@ -42,7 +55,7 @@ class Settings(BaseSettings):
     r2_public_url: str = ""
     s3_endpoint_url: str = ""
     s3_region: str = "auto"
-    public_base_url: str = "http://localhost:8000"
+    public_base_url: str = ""  # default: where HOST/PORT listen (`default_base_url`)
     secret_key: str = ""
     jwt_expiration_minutes: int = Field(7 * 24 * 60, ge=1)
     max_upload_mb: float = Field(25, gt=0)
@@ -62,6 +75,7 @@ class Settings(BaseSettings):
     s3_multipart_threshold_mb: float = Field(5, ge=5)  # S3/R2's smallest part; parts are held in memory
     bcrypt_rounds: int = Field(12, ge=4, le=16)
     metrics_token: str = ""  # GET /metrics with `Authorization: Bearer <token>`; empty: loopback/proxies only
+    _base_url_derived: bool = PrivateAttr(False)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -112,6 +126,13 @@ class Settings(BaseSettings):
         raise ValueError("must be a postgresql:// or sqlite:// URL")
 
     @model_validator(mode="after")
+    def _base_url(self) -> Settings:
+        if not self.public_base_url:
+            self.public_base_url = default_base_url(self.host, self.port)
+            self._base_url_derived = True
+        return self
+
+    @model_validator(mode="after")
     def _storage(self) -> Settings:
         if self.storage_backend == "s3":
             missing = [
@@ -129,8 +150,15 @@ class Settings(BaseSettings):
 
     @property
     def is_production(self) -> bool:
+        """S3, or a PUBLIC_BASE_URL someone chose that is not this machine. An address
+        derived from HOST (say a LAN address) keeps the embedded defaults."""
         host = urlsplit(self.public_base_url).hostname or ""
-        return self.storage_backend == "s3" or host not in LOCAL_HOSTS
+        return self.storage_backend == "s3" or (host not in LOCAL_HOSTS and not self._base_url_derived)
+
+    @property
+    def base_url_derived(self) -> bool:
+        """PUBLIC_BASE_URL was not set: it follows HOST and PORT."""
+        return self._base_url_derived
 
     @property
     def is_sqlite(self) -> bool:

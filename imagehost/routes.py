@@ -17,6 +17,7 @@ from .images import pages as images_pages
 from .integrations import api as integrations_api
 from .integrations import pages as integrations_pages
 from .typedefs import Handler
+from .web import pwa
 from .web.assets import static_handler
 
 # Handlers for the routes a storage backend may ask the app to serve (its APP_ROUTES).
@@ -37,6 +38,12 @@ def setup_routes(app: web.Application, storage_routes: dict[str, str]) -> None:
     # The system
     add("health", "/api/health", GET=health.health)
     add("static", "/static/{name:.+}", GET=static_handler)
+
+    # The installable app: manifest, service worker (at the root: its scope is the site),
+    # and the share target (taken by the service worker; this route only when it is not)
+    add("manifest", "/manifest.webmanifest", GET=pwa.manifest)
+    add("service_worker", "/sw.js", GET=pwa.service_worker)
+    add("share_target", "/share", POST=pwa.share_target)
 
     # Accounts: pages
     add("home", "/", GET=accounts_pages.login_get)
@@ -76,6 +83,7 @@ def setup_routes(app: web.Application, storage_routes: dict[str, str]) -> None:
     # Integrations
     add("integrations", "/integrations", GET=integrations_pages.integrations)
     add("flameshot_script", "/integrations/flameshot.sh", GET=integrations_pages.flameshot_download)
+    add("flameshot_key", "/integrations/flameshot-key", POST=integrations_pages.flameshot_key)
     add("api.sharex", "/api/sharex.sxcu", GET=integrations_api.sharex_download)
 
     # The API described (openapi.py, apidocs.py) and the metrics (metrics.py)

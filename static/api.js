@@ -22,7 +22,8 @@ export function route(name, parts = {}) {
 }
 
 /** An error answer: `status` is the HTTP status (0 when the network failed); `code` is the
- * server's stable error code (decide by it, never by the words); `detail` its details. */
+ * server's stable error code (decide by it, never by the words; `network_lost` when no
+ * answer came); `detail` its details. */
 export class ApiError extends Error {
   constructor(status, message, detail, code = '') {
     super(message);
@@ -46,7 +47,7 @@ export async function api(method, url, body) {
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch {
-    throw new ApiError(0, NETWORK_LOST);
+    throw new ApiError(0, NETWORK_LOST, null, 'network_lost');
   }
   if (res.status === 204) return null;
   let data = null;

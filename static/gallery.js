@@ -1,31 +1,32 @@
-// Gallery and image pages: upload (picker, drop, paste) with progress,
-// copy link formats, delete without reload, "Load more".
-import './page.js';
+// Gallery and image pages: upload (picker, drop, paste, share target) with progress in
+// a docked tray, copy link formats, delete without reload, "Load more".
 import { ApiError, NETWORK_LOST, api, csrfToken, route } from './api.js';
 import { announce, copyText } from './clipboard.js';
 import { formatLink } from './links.js';
+import { describe } from './upload-errors.js';
 
 const MAX_PARALLEL = 3;
+const $ = (selector) => document.querySelector(selector);
 const main = document.getElementById('main');
-const grid = document.querySelector('[data-grid]');
-const empty = document.querySelector('[data-empty]');
-const countEl = document.querySelector('[data-gallery-count]');
-const usedEl = document.querySelector('[data-used]');
+const grid = $('[data-grid]');
+const empty = $('[data-empty]');
+const countEl = $('[data-gallery-count]');
+const usedEl = $('[data-used]');
+const meter = $('[data-meter]');
 const tileTemplate = document.getElementById('tile-template');
 const rowTemplate = document.getElementById('upload-row-template');
-const uploadList = document.querySelector('[data-upload-list]');
-const clearButton = document.querySelector('[data-clear-uploads]');
+const tray = $('[data-tray]');
+const uploadList = $('[data-upload-list]');
+const clearButton = $('[data-clear-uploads]');
 
 const config = main.dataset;
 const maxBytes = Number(config.maxUploadBytes) || 0;
+const quota = Number(config.quotaBytes) || 0;
 const allowedTypes = (config.allowedTypes || '').split(',').map((t) => t.trim().toLowerCase()).filter(Boolean);
 const stats = { total: Number(config.total) || 0, used: Number(config.usedBytes) || 0 };
 let cursor = config.nextCursor || '';
 
 // ---------------------------------------------------------------- helpers
-
-const mb = (bytes) => String(Number((bytes / 1048576).toFixed(1)));
-const tooBig = () => (maxBytes ? `Too big (max ${mb(maxBytes)} MB)` : 'Too big');
 
 /** Same style as Jinja's filesizeformat, which the server uses. */
 export function humanSize(bytes) {
@@ -48,16 +49,32 @@ function updateStats(deltaCount, deltaBytes) {
     countEl.textContent = `${stats.total} image${stats.total === 1 ? '' : 's'}`;
     countEl.dataset.count = String(stats.total);
   }
-  if (usedEl) usedEl.textContent = humanSize(stats.used);
-  if (empty) empty.hidden = grid.children.length > 0 || Boolean(cursor);
+  if (usedEl) {
+    usedEl.textContent = stats.used
+      ? `${humanSize(stats.used)} used${quota ? ` of ${humanSize(quota)}` : ''}`
+      : 'Nothing stored yet';
+  }
+  if (meter) {
+    meter.value = stats.used;
+    meter.textContent = `${humanSize(stats.used)} of ${humanSize(quota)}`;
+  }
+  if (empty && grid) empty.hidden = grid.children.length > 0 || Boolean(cursor);
 }
 
 const findTile = (id) => grid && grid.querySelector(`[data-image-id="${CSS.escape(id)}"]`);
 
-/** Clone <template id="tile-template"> and fill it with `image` (API image JSON). */
+/** The tile's share of its row (see templates/_tile.html): ratio × 10, 4–30. */
+function aspect(w, h) {
+  return w && h ? String(Math.min(30, Math.max(4, Math.round((w / h) * 10)))) : '13';
+}
+
+/** Clone <template id="tile-template"> and fill it with `image` (API image JSON). The
+ * thumbnail's own size when the server made one, so the space is reserved before it loads. */
 function renderTile(image) {
   const tile = tileTemplate.content.firstElementChild.cloneNode(true);
   const id = String(image.id);
+  const w = Number(image.thumbnail_width || image.width) || 0;
+  const h = Number(image.thumbnail_height || image.height) || 0;
   Object.assign(tile.dataset, {
     imageId: id,
     url: image.public_url || '',
@@ -65,15 +82,19 @@ function renderTile(image) {
     width: image.width || '',
     height: image.height || '',
     sizeBytes: image.size_bytes || 0,
+    ar: aspect(w, h),
   });
-  tile.querySelector('.tile-link').href = route('image', { id });
+  const detail = route('image', { id });
+  tile.querySelector('.tile-link').href = detail;
+  tile.querySelector('[data-details]').href = detail;
+  tile.querySelector('[data-open-original]').href = image.public_url || '';
   const img = tile.querySelector('img');
-  img.src = image.thumbnail_url || image.public_url;
-  img.alt = image.filename || '';
-  for (const dim of ['width', 'height']) {
-    if (image[dim]) img.setAttribute(dim, image[dim]);
+  for (const [dim, value] of [['width', w], ['height', h]]) {
+    if (w && h) img.setAttribute(dim, value);
     else img.removeAttribute(dim);
   }
+  img.src = image.thumbnail_url || image.public_url;
+  img.alt = image.filename || '';
   const name = tile.querySelector('.tile-name');
   name.id = `tile-name-${id}`;
   name.textContent = image.filename || '';
@@ -89,6 +110,24 @@ function tileImage(tile) {
 }
 
 // ------------------------------------------------------------ copy + delete
+
+// A tile's copy items need JavaScript, so the page carries them once and a tile's menu
+// gets them as it first opens (the server-rendered menu works without: open, delete).
+const menuTemplate = document.getElementById('tile-menu-template');
+function fillMenu(menu) {
+  if (!menuTemplate || menu.dataset.filled) return;
+  menu.dataset.filled = 'true';
+  menu.querySelector('.menu-list').prepend(menuTemplate.content.cloneNode(true));
+}
+// On the click (Enter and Space click too) that opens it, so the items are there for the
+// very next Tab; on toggle for any other way it opens.
+document.addEventListener('click', (event) => {
+  const summary = event.target.closest('.tile-menu > summary');
+  if (summary) fillMenu(summary.parentElement);
+}, true);
+document.addEventListener('toggle', (event) => {
+  if (event.target.open && event.target.matches && event.target.matches('.tile-menu')) fillMenu(event.target);
+}, true);
 
 document.addEventListener('click', (event) => {
   const button = event.target.closest('[data-copy-format]');
@@ -110,7 +149,11 @@ document.addEventListener('submit', async (event) => {
   const tile = form.closest('.tile');
   const source = tile ? tile.dataset : form.dataset;
   const id = source.imageId;
-  if (!window.confirm(`Delete “${source.filename}”? This cannot be undone.`)) return;
+  const menu = form.closest('details');
+  if (!window.confirm(`Delete “${source.filename}”? Its links stop working. This cannot be undone.`)) {
+    if (menu) menu.querySelector('summary').focus();
+    return;
+  }
   const button = form.querySelector('button');
   button.disabled = true;
   try {
@@ -118,7 +161,7 @@ document.addEventListener('submit', async (event) => {
   } catch (err) {
     if (!(err instanceof ApiError) || err.code !== 'not_found') {
       button.disabled = false;
-      announce(`Could not delete: ${err.message}`, true);
+      announce(`Could not delete: ${describe(err).status}`, true);
       return;
     }
     // not_found: already gone; remove it here too.
@@ -136,18 +179,26 @@ document.addEventListener('submit', async (event) => {
 
 // ------------------------------------------------------------------ uploads
 
+/** Where to PUT: a signed URL on the app itself (local storage) goes to the origin this
+ * page came from, which is the same server even when the page was opened under another
+ * name for it (127.0.0.1 for localhost) than PUBLIC_BASE_URL's; a bucket's URL as is. */
+function uploadTarget(signed) {
+  const url = new URL(signed, window.location.href);
+  if (url.origin !== config.publicOrigin) return url.href;
+  return window.location.origin + url.pathname + url.search;
+}
+
 /** Put the File to the presigned URL with XHR so we get upload progress. */
 function putFile(ticket, file, onProgress) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open('PUT', ticket.upload_url);
+    const target = uploadTarget(ticket.upload_url);
+    xhr.open('PUT', target);
     for (const [name, value] of Object.entries(ticket.headers || {})) {
       if (!/^(content-length|host|connection)$/i.test(name)) xhr.setRequestHeader(name, value);
     }
     // Only our own origin may see the CSRF token (the local storage backend).
-    if (new URL(ticket.upload_url, window.location.href).origin === window.location.origin) {
-      xhr.setRequestHeader('X-CSRF-Token', csrfToken());
-    }
+    if (new URL(target).origin === window.location.origin) xhr.setRequestHeader('X-CSRF-Token', csrfToken());
     xhr.upload.onprogress = (e) => {
       if (e.lengthComputable) onProgress(e.loaded / e.total);
     };
@@ -169,36 +220,56 @@ function putFile(ticket, file, onProgress) {
         (data && data.code) || '',
       ));
     };
-    xhr.onerror = () => reject(new ApiError(0, NETWORK_LOST));
+    xhr.onerror = () => reject(new ApiError(0, NETWORK_LOST, null, 'network_lost'));
     xhr.onabort = xhr.onerror;
     xhr.ontimeout = xhr.onerror;
     xhr.send(file);
   });
 }
 
+/** The client's own checks, with the codes the server would answer. */
 function precheck(file) {
+  const limits = { allowed: allowedTypes, max_bytes: maxBytes };
   if (allowedTypes.length && file.type && !allowedTypes.includes(file.type.toLowerCase())) {
-    return 'Not a supported image';
+    return new ApiError(415, 'Not a supported image', limits, 'unsupported_type');
   }
-  if (maxBytes && file.size > maxBytes) return tooBig();
-  if (file.size === 0) return 'Empty file';
+  if (maxBytes && file.size > maxBytes) return new ApiError(413, 'Too big', limits, 'file_too_large');
+  if (file.size === 0) return new ApiError(400, 'Empty file', null, 'empty_file');
   return null;
 }
 
-function describe(err) {
-  if (!(err instanceof ApiError)) return err.message || 'Upload failed';
-  if (err.status === 0) return NETWORK_LOST;
-  if (err.code === 'quota_exceeded') return 'Storage quota full';
-  if (err.code === 'file_too_large') return tooBig();
-  if (err.code === 'unsupported_type' || err.code === 'type_mismatch') return 'Not a supported image';
-  return err.message;
+// The tray: one row per file, a title that sums them up, collapse and close.
+const trayTitle = $('[data-tray-title]');
+const trayToggle = $('[data-tray-toggle]');
+const trayClose = $('[data-tray-close]');
+
+function updateTray() {
+  const rows = [...uploadList.children];
+  const count = (state) => rows.filter((r) => r.dataset.state === state).length;
+  const busy = count('queued') + count('active');
+  const done = count('done');
+  const failed = count('error');
+  tray.hidden = rows.length === 0;
+  if (busy) trayTitle.textContent = `Uploading ${busy} of ${rows.length}…`;
+  else if (failed) trayTitle.textContent = `${done} uploaded, ${failed} failed`;
+  else trayTitle.textContent = `${done} upload${done === 1 ? '' : 's'} complete`;
+  clearButton.hidden = !done;
+  trayClose.hidden = busy > 0;
 }
 
-function setRow(job, state, text) {
+function removeRow(row) {
+  const img = row.querySelector('[data-preview]');
+  if (img.src) URL.revokeObjectURL(img.src);
+  row.remove();
+}
+
+function setRow(job, state, text, hint = '', retry = false) {
   job.row.dataset.state = state;
   job.status.textContent = text;
-  job.retry.hidden = state !== 'error';
-  if (clearButton) clearButton.hidden = !uploadList.querySelector('[data-state="done"]');
+  job.hint.textContent = hint;
+  job.retry.hidden = !(state === 'error' && retry);
+  job.remove.hidden = state !== 'error';
+  updateTray();
 }
 
 async function upload(job) {
@@ -207,7 +278,7 @@ async function upload(job) {
   setRow(job, 'active', 'Starting…');
   try {
     const problem = precheck(file);
-    if (problem) throw new Error(problem);
+    if (problem) throw problem;
     const ticket = await api('POST', route('api.upload_url'), {
       filename: file.name,
       content_type: file.type || 'application/octet-stream',
@@ -226,7 +297,8 @@ async function upload(job) {
     setRow(job, 'done', 'Uploaded');
   } catch (err) {
     job.progress.value = 0;
-    setRow(job, 'error', describe(err));
+    const said = describe(err, { maxBytes, allowedTypes });
+    setRow(job, 'error', said.status, said.hint, said.retry);
   }
 }
 
@@ -260,28 +332,65 @@ function addFiles(files) {
     }
     const row = rowTemplate.content.firstElementChild.cloneNode(true);
     row.querySelector('[data-name]').textContent = file.name;
+    row.querySelector('[data-name]').title = file.name;
+    if (file.type.startsWith('image/') && file.size && (!maxBytes || file.size <= maxBytes)) {
+      const preview = row.querySelector('[data-preview]');
+      preview.src = URL.createObjectURL(file);
+      preview.hidden = false;
+    }
     const job = {
       file,
       row,
       progress: row.querySelector('progress'),
       status: row.querySelector('[data-upload-status]'),
+      hint: row.querySelector('[data-upload-hint]'),
       retry: row.querySelector('[data-upload-retry]'),
+      remove: row.querySelector('[data-upload-remove]'),
     };
     job.progress.setAttribute('aria-label', `Upload progress of ${file.name}`);
-    job.retry.setAttribute('aria-label', `Retry ${file.name}`);
+    row.querySelector('[data-retry-label]').textContent = `Retry ${file.name}`;
+    row.querySelector('[data-remove-label]').textContent = `Remove ${file.name} from the list`;
     job.retry.addEventListener('click', () => {
       job.row.tabIndex = -1;
       job.row.focus(); // the Retry button is about to hide
       enqueue(job);
     });
+    job.remove.addEventListener('click', () => {
+      const next = row.nextElementSibling || row.previousElementSibling;
+      removeRow(row);
+      updateTray();
+      (next ? next.querySelector('button:not([hidden])') || tray : $('[data-upload-input]')).focus();
+    });
     uploadList.append(row);
     enqueue(job);
   });
+  if (trayToggle.getAttribute('aria-expanded') === 'false') trayToggle.click();
+}
+
+function initTray() {
+  trayToggle.addEventListener('click', () => {
+    const open = trayToggle.getAttribute('aria-expanded') !== 'true';
+    trayToggle.setAttribute('aria-expanded', String(open));
+    trayToggle.querySelector('.sr-only').textContent = open ? 'Hide uploads' : 'Show uploads';
+    document.getElementById('tray-body').hidden = !open;
+    tray.dataset.collapsed = String(!open);
+  });
+  trayClose.addEventListener('click', () => {
+    for (const row of [...uploadList.children]) if (row.dataset.state !== 'active' && row.dataset.state !== 'queued') removeRow(row);
+    updateTray();
+    $('[data-upload-input]').focus();
+  });
+  clearButton.addEventListener('click', () => {
+    for (const row of uploadList.querySelectorAll('[data-state="done"]')) removeRow(row);
+    updateTray();
+    (tray.hidden ? $('[data-upload-input]') : trayTitle.closest('section')).focus();
+  });
+  tray.tabIndex = -1;
 }
 
 function initUploads() {
-  const input = document.querySelector('[data-upload-input]');
-  const overlay = document.querySelector('[data-drop-overlay]');
+  const input = $('[data-upload-input]');
+  const overlay = $('[data-drop-overlay]');
 
   input.addEventListener('change', () => {
     addFiles(input.files);
@@ -328,20 +437,91 @@ function initUploads() {
     e.preventDefault();
     addFiles(files);
   });
+}
 
-  if (clearButton) {
-    clearButton.addEventListener('click', () => {
-      for (const row of uploadList.querySelectorAll('[data-state="done"]')) row.remove();
-      clearButton.hidden = true;
-      input.focus();
+// ----------------------------------------------------------- share target
+
+/** Files shared from another app (the manifest's share_target): the service worker
+ * receives the POST and hands the files to this page, which shows them and uploads
+ * nothing until the person says so — a cross-site POST can put files in front of them,
+ * never into their gallery. */
+async function receiveShared() {
+  const params = new URLSearchParams(window.location.search);
+  if (!params.has('shared')) return;
+  window.history.replaceState(null, '', window.location.pathname); // a reload asks no more
+  const box = $('[data-share-inbox]');
+  const title = $('[data-share-title]');
+  const note = $('[data-share-note]');
+  const list = $('[data-share-files]');
+  const worker = navigator.serviceWorker && navigator.serviceWorker.controller;
+  let share = null;
+  if (params.get('shared') !== 'lost' && worker) {
+    share = await new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(null), 10000);
+      navigator.serviceWorker.addEventListener('message', (e) => {
+        if (!e.data || e.data.type !== 'shared-files') return;
+        clearTimeout(timer);
+        resolve(e.data);
+      });
+      worker.postMessage({ type: 'share-ready' });
     });
   }
+  const files = share ? [...(share.files || [])] : [];
+  box.hidden = false;
+  const upload = $('[data-share-upload]');
+  const discard = $('[data-share-discard]');
+  const previews = [];
+  const close = () => {
+    box.hidden = true;
+    list.replaceChildren();
+    for (const url of previews) URL.revokeObjectURL(url);
+  };
+  discard.addEventListener('click', () => {
+    close();
+    announce('Discarded the shared files');
+    main.focus();
+  });
+  if (!files.length) {
+    title.textContent = 'Nothing arrived';
+    note.textContent = 'The shared images did not reach imagehost. Open imagehost once from your home screen, then share again.';
+    upload.hidden = true;
+    discard.textContent = 'OK';
+    return;
+  }
+  title.textContent = `${files.length} shared image${files.length === 1 ? '' : 's'}`;
+  note.textContent = share.from
+    ? `Sent by the website ${share.from}, not shared from an app. Upload only if you meant to.`
+    : 'Upload them to your gallery?';
+  for (const file of files) {
+    const item = document.createElement('li');
+    item.className = 'share-file';
+    if (file.type.startsWith('image/')) {
+      const img = document.createElement('img');
+      img.alt = '';
+      img.src = URL.createObjectURL(file);
+      previews.push(img.src);
+      item.append(img);
+    }
+    const name = document.createElement('span');
+    name.textContent = file.name || 'shared image';
+    item.append(name);
+    list.append(item);
+  }
+  upload.textContent = `Upload ${files.length} image${files.length === 1 ? '' : 's'}`;
+  const shown = Date.now();
+  upload.addEventListener('click', () => {
+    if (Date.now() - shown < 500) return; // a key still held from the page before is not a yes
+    close();
+    addFiles(files);
+  });
+  box.tabIndex = -1;
+  box.focus(); // the question, read out; the Upload button takes a deliberate press
 }
 
 // ---------------------------------------------------------------- load more
 
 function initLoadMore() {
-  const link = document.querySelector('[data-load-more]');
+  const link = $('[data-load-more]');
   if (!link) return;
   let busy = false;
   link.addEventListener('click', async (event) => {
@@ -370,7 +550,7 @@ function initLoadMore() {
       }
       updateStats(0, 0);
     } catch (err) {
-      announce(`Could not load more: ${err.message}`, true);
+      announce(`Could not load more: ${describe(err).status}`, true);
     } finally {
       busy = false;
       link.removeAttribute('aria-busy');
@@ -379,7 +559,9 @@ function initLoadMore() {
   });
 }
 
-if (grid && tileTemplate && rowTemplate && uploadList) {
+if (grid && tileTemplate && rowTemplate && uploadList && tray) {
+  initTray();
   initUploads();
   initLoadMore();
+  receiveShared();
 }

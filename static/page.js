@@ -1,5 +1,5 @@
-// Enhancements for every page: [data-copy] buttons, confirm on
-// form[data-confirm], menus that close, times in the reader's zone.
+// Every page: [data-copy] buttons, confirm on form[data-confirm], menus that close,
+// the `/` shortcut to the search box, times in the reader's zone, the service worker.
 import { copyText } from './clipboard.js';
 
 // <button data-copy="ID"> copies the value (inputs) or text (anything else) of #ID.
@@ -16,18 +16,44 @@ document.addEventListener('submit', (event) => {
   if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) event.preventDefault();
 });
 
-// <details class="menu">: one open at a time, closed by a click elsewhere or Escape.
+// Menus (<details data-menu>): one open at a time; a click elsewhere, focus leaving it,
+// or Escape closes it (Escape gives focus back to its button).
+const openMenus = () => document.querySelectorAll('details[data-menu][open]');
+
+export function closeMenu(menu, refocus = false) {
+  menu.open = false;
+  if (refocus) menu.querySelector('summary').focus();
+}
+
+document.addEventListener('toggle', (event) => {
+  const menu = event.target;
+  if (!menu.matches || !menu.matches('details[data-menu]') || !menu.open) return;
+  for (const other of openMenus()) if (other !== menu) other.open = false;
+}, true);
+
 document.addEventListener('click', (event) => {
-  for (const menu of document.querySelectorAll('details.menu[open]')) {
-    if (!menu.contains(event.target)) menu.open = false;
-  }
+  for (const menu of openMenus()) if (!menu.contains(event.target)) menu.open = false;
 });
+
+document.addEventListener('focusout', (event) => {
+  const menu = event.target.closest && event.target.closest('details[data-menu][open]');
+  if (menu && event.relatedTarget && !menu.contains(event.relatedTarget)) menu.open = false;
+});
+
 document.addEventListener('keydown', (event) => {
-  if (event.key !== 'Escape') return;
-  const menu = event.target.closest && event.target.closest('details.menu[open]');
-  if (menu) {
-    menu.open = false;
-    menu.querySelector('summary').focus();
+  if (event.key === 'Escape') {
+    const inside = event.target.closest && event.target.closest('details[data-menu][open]');
+    for (const menu of openMenus()) closeMenu(menu, menu === inside);
+    return;
+  }
+  // `/` focuses the search box, once there is one ([data-search]), unless typing.
+  if (event.key === '/' && !event.ctrlKey && !event.metaKey && !event.altKey) {
+    const typing = event.target.closest && event.target.closest('input, textarea, select, [contenteditable]');
+    const search = document.querySelector('[data-search]');
+    if (search && !typing) {
+      event.preventDefault();
+      search.focus();
+    }
   }
 });
 
@@ -43,3 +69,9 @@ export function localizeTimes(root = document) {
   }
 }
 localizeTimes();
+
+// The service worker: static assets offline-fast, and the share target (static/sw.js).
+const worker = document.querySelector('link[rel="manifest"]');
+if ('serviceWorker' in navigator && worker && worker.dataset.worker) {
+  navigator.serviceWorker.register(worker.dataset.worker, { scope: '/', type: 'classic' }).catch(() => {});
+}

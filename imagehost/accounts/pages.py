@@ -16,6 +16,7 @@ from ..errors import TooManyRequests, Unauthorized
 from ..http.csrf import read_form
 from ..typedefs import CLIENT_ADDR, ENV
 from ..web.context import render, url
+from ..web.once import keep_once, take_once
 from . import service
 from .identity import current_user, log_in, log_out, require_user
 
@@ -172,6 +173,9 @@ async def register_post(request: web.Request) -> web.Response:
 # --------------------------------------------------------------------------- API keys
 
 
+NEW_KEY = "new_key"  # session slot: a key just created, shown by the next GET of the keys page
+
+
 async def _keys_page(
     request: web.Request, *, new_key: dict[str, str] | None = None, error: str | None = None, status: int = 200
 ) -> web.Response:
@@ -182,10 +186,13 @@ async def _keys_page(
 
 
 async def keys_get(request: web.Request) -> web.Response:
-    return await _keys_page(request)
+    require_user(request)
+    return await _keys_page(request, new_key=await take_once(request, NEW_KEY))
 
 
 async def keys_post(request: web.Request) -> web.Response:
+    """Create a key, then redirect (post/redirect/get): reloading the page that shows the
+    secret is a GET and creates nothing."""
     form = await read_form(request)
     user = require_user(request)
     try:
@@ -193,8 +200,8 @@ async def keys_post(request: web.Request) -> web.Response:
     except service.FieldError as exc:
         return await _keys_page(request, error=f"Name: {exc.reason}.", status=422)
     key, secret = await service.create_api_key(request.app[ENV], user.id, name)
-    # The only time the secret is ever shown; the page is sent with Cache-Control: no-store.
-    return await _keys_page(request, new_key={"name": key.name, "secret": secret})
+    await keep_once(request, NEW_KEY, {"name": key.name, "secret": secret})
+    raise web.HTTPSeeOther(url(request, "keys"))
 
 
 async def keys_revoke(request: web.Request) -> web.Response:

@@ -29,6 +29,9 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
 # Credentials in the URL itself (an HMAC-signed upload URL, a per-image deletion secret):
 # a forged request would need the secret, so these need no session token.
 EXEMPT_PREFIXES = ("/api/uploads/", "/d/")
+# The share target's fallback (imagehost/web/pwa.py `share_target`): it reads nothing and
+# changes nothing (it only redirects), and a browser cannot add a CSRF token to a share.
+EXEMPT_PATHS = frozenset({"/share"})
 FORM_TYPES = ("application/x-www-form-urlencoded",)
 
 
@@ -46,7 +49,7 @@ def _allowed_origins(request: web.Request) -> set[str]:
 @web.middleware
 async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[CSRF_FORM_PENDING] = False
-    if request.method in SAFE_METHODS or request.path.startswith(EXEMPT_PREFIXES):
+    if request.method in SAFE_METHODS or request.path.startswith(EXEMPT_PREFIXES) or request.path in EXEMPT_PATHS:
         return await handler(request)
     if SESSION_COOKIE not in request.cookies and (
         request.path.startswith("/api/") or request.content_type not in FORM_TYPES

@@ -20,6 +20,9 @@ from ..config import Settings
 from ..env import Env
 
 SHAREX_KEY_NAME = "ShareX"
+FLAMESHOT_KEY_NAME = "Flameshot"
+# Where flameshot.sh reads its key when IMAGEHOST_KEY is unset (its `key_file`).
+FLAMESHOT_KEY_DIR = "~/.config/imagehost"
 FLAMESHOT_SCRIPT = Path(__file__).with_name("flameshot.sh")
 PLACEHOLDER = "__IMAGEHOST_URL__"
 # The URL lands inside double quotes in a bash script: allow nothing that bash would
@@ -59,6 +62,20 @@ def flameshot_script(settings: Settings) -> str:
     if not _SAFE_URL.fullmatch(url):
         raise ValueError(f"PUBLIC_BASE_URL cannot be put in a shell script: {url!r}")
     return FLAMESHOT_SCRIPT.read_text().replace(PLACEHOLDER, url, 1)
+
+
+async def flameshot_key(env: Env, user_id: str) -> str:
+    """A new "Flameshot" key for the user; its secret (shown once)."""
+    _key, secret = await accounts.create_api_key(env, user_id, FLAMESHOT_KEY_NAME)
+    return secret
+
+
+def flameshot_key_command(secret: str) -> str:
+    """The shell line that puts a key where flameshot.sh reads it, readable by its owner
+    only. Keys are URL-safe base64 with a prefix, so single quotes hold them as they are."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", secret):
+        raise ValueError("not an API key")
+    return f"mkdir -p {FLAMESHOT_KEY_DIR} && (umask 077; echo '{secret}' > {FLAMESHOT_KEY_DIR}/key)"
 
 
 def curl_line(env: Env) -> str:

@@ -34,7 +34,7 @@ class Assets:
         self.hashes: dict[str, str] = {}
         if root.is_dir():
             for path in sorted(root.rglob("*")):
-                if path.is_file():
+                if path.is_file() and path.suffix != ".py":  # icons/make_icons.py stays private
                     rel = path.relative_to(root).as_posix()
                     self.hashes[rel] = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 

@@ -113,7 +113,7 @@ def quota_server(request, tmp_path_factory) -> LiveServer:
     yield from _serve("local", request, tmp_path_factory, {"MAX_USER_STORAGE_MB": str(40 / 1024)})
 
 
-def _serve(kind: str, request, tmp_path_factory, extra_env: dict[str, str] | None = None):
+def _serve(kind: str, request, tmp_path_factory, extra_env: dict[str, str | None] | None = None):
     tmp = tmp_path_factory.mktemp(f"live-{kind}")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -134,7 +134,11 @@ def _serve(kind: str, request, tmp_path_factory, extra_env: dict[str, str] | Non
             "GC_INTERVAL_SECONDS": "0",
         }
     )
-    env.update(extra_env or {})
+    for name, value in (extra_env or {}).items():  # None: leave the variable unset
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     bucket, s3 = "", None
     if kind == "s3":
         endpoint = request.getfixturevalue("moto_endpoint")

@@ -68,6 +68,7 @@ def test_full_journey(browser: Browser, live_server, artifacts):
     key = live_server.rows("SELECT storage_key FROM images WHERE id = ?", image_id)[0][0]
     assert key in live_server.objects()
     page.once("dialog", lambda d: d.accept())
+    first.locator("summary").click()  # delete is in the tile's menu
     first.get_by_test_id("delete").click()
     expect(page.locator(f"[data-image-id='{image_id}']")).to_have_count(0)
     expect(page.locator("[data-testid=tile]")).to_have_count(2)
@@ -158,6 +159,7 @@ def test_journey_without_javascript(browser: Browser, playwright, live_server):
     page.goto("/gallery")
     tile = page.locator(f"[data-image-id='{image_id}']")
     expect(tile).to_have_count(1)
+    tile.locator("summary").click()  # the tile's menu opens without JavaScript too
     tile.get_by_test_id("delete").click()
     page.wait_for_url(re.compile(r"/gallery"))
     expect(page.locator(f"[data-image-id='{image_id}']")).to_have_count(0)

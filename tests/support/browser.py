@@ -43,6 +43,8 @@ def register(page: Page, username: str, password: str = "correct horse battery")
 
 
 def log_out(page: Page) -> None:
+    """Log out from the account menu in the header."""
+    page.get_by_test_id("account-menu").locator("summary").click()
     page.get_by_role("button", name=re.compile("log ?out", re.I)).click()
     page.wait_for_url(re.compile(r"/(login)?(\?.*)?$"))
 
