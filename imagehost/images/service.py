@@ -22,7 +22,7 @@ import unicodedata
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from loguru import logger
@@ -57,6 +57,14 @@ def clean_filename(name: str | None) -> str:
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] not in ("C", "Z") or ch == " ")
     name = " ".join(name.split()).lstrip(".").strip()
     return name[:MAX_FILENAME] or "image"
+
+
+def upload_name(filename: str | None, content_type: str, now: datetime) -> str:
+    """The display name: the cleaned filename, or, when there is none (`curl -F
+    file=@-` sends "-"), the time of the upload."""
+    if (filename or "").strip() in ("", "-"):
+        return f"upload-{now:%Y-%m-%d-%H%M%S}.{EXTENSIONS[content_type]}"
+    return clean_filename(filename)
 
 
 def delete_token(secret_key: str, image_id: str) -> str:
@@ -113,7 +121,7 @@ def _new_row(
         status=PENDING,
         storage_key=f"{new_id()}.{ext}",
         upload_key=f"pending/{new_id()}.{ext}" if presigned else None,
-        filename=clean_filename(filename),
+        filename=upload_name(filename, content_type, now),
         content_type=content_type,
         size_bytes=size,
         width=None,

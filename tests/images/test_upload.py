@@ -422,3 +422,13 @@ async def test_client_disconnecting_mid_upload_leaves_nothing(client, backend, m
             break
         await asyncio.sleep(0.05)
     assert await snapshot(client, backend) == before
+
+
+@pytest.mark.tiers("sqlite-local")
+async def test_a_file_piped_from_stdin_is_named_after_the_time_of_upload(client, backend, make_user):
+    """`curl -F file=@-` sends the filename "-": not a name anyone wants to see."""
+    user = await make_user()
+    resp = await upload(client, user, image_bytes(), "-")
+    body = await resp.json()
+    assert resp.status == 201, body
+    assert re.fullmatch(r"upload-\d{4}-\d{2}-\d{2}-\d{6}\.png", body["filename"])
