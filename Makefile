@@ -15,7 +15,7 @@ RUN := $(UV) run --frozen
 .PHONY: uv peers run test install install-dev migrate storage-setup gc bench lint fmt compose-check clean help
 
 help:
-	@echo "make run    install what is missing, migrate, serve on http://localhost:8000"
+	@echo "make run    install what is missing, migrate, serve on http://127.0.0.1:8000 (HOST/PORT)"
 	@echo "make test   the whole suite (SQLite always; PostgreSQL with TEST_DATABASE_URL; S3 via moto and LocalStack; Chromium)"
 	@echo "make lint   ruff (lint + format check) and mypy strict on imagehost/"
 	@echo "make bench  the benchmarks in bench/ (they print figures)"
