@@ -134,18 +134,25 @@ async def env_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def sweep_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The periodic sweep (every GC_INTERVAL_SECONDS; 0 turns it off) and, beside it, the
+    cheap one that removes expired uploads within a minute."""
     interval = app[SETTINGS].gc_interval_seconds
-    task = (
-        asyncio.create_task(sweep.run_periodically(app[ENV], interval, app[METRICS].record_sweep)) if interval else None
+    tasks = (
+        [
+            asyncio.create_task(sweep.run_periodically(app[ENV], interval, app[METRICS].record_sweep)),
+            asyncio.create_task(sweep.expire_periodically(app[ENV])),
+        ]
+        if interval
+        else []
     )
     yield
-    if task is not None:
+    for task in tasks:
         task.cancel()
         try:
             await task
         except asyncio.CancelledError:
             pass
-        except Exception:  # pragma: no cover - the loop logs its own failures
+        except Exception:  # pragma: no cover - the loops log their own failures
             logger.exception("sweep task failed")
 
 

@@ -133,12 +133,12 @@ async def cli_env(settings: Settings) -> AsyncIterator[Env]:
 
 
 def cmd_gc(settings: Settings, args: argparse.Namespace) -> int:
-    from .images.sweep import sweep, sweep_partials
+    from .images.sweep import sweep, sweep_expired, sweep_partials
     from .storage import StorageError
 
     async def run() -> dict[str, int]:
         async with cli_env(settings) as env:
-            return await sweep(env) | await sweep_partials(env)
+            return await sweep(env) | await sweep_expired(env) | await sweep_partials(env)
 
     try:
         result = asyncio.run(run())

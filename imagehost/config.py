@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     max_user_storage_mb: float = Field(0, ge=0)
     max_image_pixels: int = Field(100_000_000, ge=1)
     strip_metadata: bool = True
+    expiry_min_seconds: int = Field(60, ge=1)  # the shortest lifetime an upload may ask for
+    expiry_max_seconds: int = Field(365 * 24 * 3600, ge=60)  # the longest
     derivative_workers: int = Field(0, ge=0)  # libvips worker processes; 0 = one per core
     derivative_memory_mb: int = Field(1024, ge=64)  # per worker process
     derivative_timeout_seconds: float = Field(30, gt=0)  # per image

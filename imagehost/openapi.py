@@ -44,6 +44,13 @@ def ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+# An upload's asked lifetime (images/service.py `parse_expiry`).
+EXPIRY: dict[str, Any] = {
+    "oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": "^[0-9]{1,9}[smhd]?$"}],
+    "examples": ["1h", "7d", 600],
+}
+
+
 @dataclass(frozen=True)
 class Param:
     name: str
@@ -99,6 +106,7 @@ def _schemas(settings: Settings) -> dict[str, Schema]:
             "thumbnail_height",
             "display_url",
             "animated",
+            "expires_at",
             "deletion_url",
             "created_at",
         ],
@@ -128,6 +136,10 @@ def _schemas(settings: Settings) -> dict[str, Schema]:
                 "or must be turned upright (made just after the upload answered), else the original.",
             },
             "animated": {"type": "boolean", "description": "An animated GIF/WebP (the thumbnail is its first frame)."},
+            "expires_at": {
+                "oneOf": [time, {"type": "null"}],
+                "description": "When the image is deleted (it asked to expire), or null.",
+            },
             "deletion_url": {**image_url, "description": "Deletes the image when POSTed to; a GET asks first."},
             "created_at": time,
         },
@@ -145,6 +157,7 @@ def _schemas(settings: Settings) -> dict[str, Schema]:
                 "thumbnail_height": 360,
                 "display_url": f"{base}/i/Vb7Qe2kLm0pXz9Rt.png",
                 "animated": False,
+                "expires_at": None,
                 "deletion_url": f"{base}/d/k2Jx9QbH1VvA3mTq/3sPq0d9Hw7Ue1ZbLr4YcXn5Kj8Ma2Vt6",
                 "created_at": "2025-01-31T12:00:00.123456Z",
             }
@@ -533,6 +546,14 @@ def _operations(settings: Settings) -> dict[tuple[str, str], Op]:
                     {"type": "string", "enum": ["json", "text"], "default": "json"},
                     "`text`: answer the public URL alone as `text/plain` (as `Accept: text/plain` does).",
                 ),
+                Param("expires_in", EXPIRY, "Delete the image after this long (see `X-Expires-In`)."),
+                Param(
+                    "X-Expires-In",
+                    EXPIRY,
+                    "Delete the image after this long: seconds, or a number with `s`, `m`, `h` or `d` "
+                    "(`10m`, `1h`, `7d`), within the server's limits. A ShareX config can send it.",
+                    location="header",
+                ),
             ),
             body={
                 "required": True,
@@ -541,7 +562,10 @@ def _operations(settings: Settings) -> dict[tuple[str, str], Op]:
                         "schema": {
                             "type": "object",
                             "required": ["file"],
-                            "properties": {"file": {**binary, "description": "The image: " + ", ".join(types)}},
+                            "properties": {
+                                "file": {**binary, "description": "The image: " + ", ".join(types)},
+                                "expires_in": {**EXPIRY, "description": "As the query parameter (before `file`)."},
+                            },
                         },
                         "encoding": {"file": {"contentType": ", ".join([*types, "application/octet-stream"])}},
                     }
@@ -565,7 +589,7 @@ def _operations(settings: Settings) -> dict[tuple[str, str], Op]:
                 404: ("upload_expired",),
                 413: ("file_too_large", "quota_exceeded"),
                 415: ("unsupported_type",),
-                422: ("invalid_image", "too_many_pixels"),
+                422: ("invalid_input", "invalid_image", "too_many_pixels"),
                 503: ("storage_unavailable", "unavailable"),
             },
         ),
@@ -584,6 +608,7 @@ def _operations(settings: Settings) -> dict[tuple[str, str], Op]:
                         "filename": {"type": "string", "description": "Display text only."},
                         "content_type": {"type": "string", "enum": types},
                         "size_bytes": {"type": "integer", "minimum": 1, "maximum": max_bytes},
+                        "expires_in": {**EXPIRY, "description": "Delete the image after this long."},
                     },
                 },
                 {"filename": "screenshot.png", "content_type": "image/png", "size_bytes": 48213},

@@ -57,6 +57,7 @@ images = Table(
     Column("animated", Boolean, nullable=False, default=False),
     Column("pipeline_version", Integer, nullable=False, default=0),
     Column("pipeline_attempts", Integer, nullable=False, default=0),
+    Column("expire_after_seconds", Integer, nullable=True),
 )
 
 storage_orphans = Table(

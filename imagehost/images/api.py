@@ -41,18 +41,18 @@ async def _next_part(reader: MultipartReader) -> BodyPartReader | None:
     return part
 
 
-async def _drain(part: BodyPartReader) -> None:
-    """Read and drop a small non-file field."""
-    seen = 0
+async def _drain(part: BodyPartReader) -> bytes:
+    """Read a small non-file field (its value, for the few we use)."""
+    seen = bytearray()
     while True:
         try:
             chunk = await part.read_chunk(CHUNK)
         except (ValueError, AssertionError, HttpProcessingError):
             raise _malformed() from None
         if not chunk:
-            return
-        seen += len(chunk)
-        if seen > FIELD_LIMIT:
+            return bytes(seen)
+        seen += chunk
+        if len(seen) > FIELD_LIMIT:
             raise BadRequest("form field too large", {"field": part.name}, code="malformed_multipart")
 
 
@@ -68,9 +68,13 @@ def wants_text(request: web.Request) -> bool:
 
 
 async def upload(request: web.Request) -> web.StreamResponse:
-    """POST /api/upload: multipart, field `file`; read as a stream, never buffered."""
+    """POST /api/upload: multipart, field `file`; read as a stream, never buffered. An
+    expiry may come as `?expires_in=`, the `X-Expires-In` header (a ShareX config can set
+    it) or an `expires_in` form field before the file."""
     user = require_user(request)
     env = request.app[ENV]
+    asked = request.query.get("expires_in") or request.headers.get("X-Expires-In")
+    lifetime = service.parse_expiry(env, asked)  # before the body: a bad value stores nothing
     cap = env.settings.max_upload_bytes
     if request.content_length is not None and request.content_length > cap + FORM_OVERHEAD:
         raise PayloadTooLarge(detail={"max_bytes": cap})
@@ -83,7 +87,9 @@ async def upload(request: web.Request) -> web.StreamResponse:
 
     part = await _next_part(reader)
     while part is not None and not _is_file(part):
-        await _drain(part)
+        value = await _drain(part)
+        if part.name == "expires_in" and asked is None:
+            lifetime = service.parse_expiry(env, value.decode("utf-8", "replace"))
         part = await _next_part(reader)
     if part is None:
         raise BadRequest("no file: send the image in a multipart field named 'file'", code="no_file")
@@ -105,7 +111,9 @@ async def upload(request: web.Request) -> web.StreamResponse:
             await _drain(nxt)
             nxt = await _next_part(reader)
 
-    row = await service.upload_stream(env, user.id, file_part.filename, read, request.content_length, rest_of_form)
+    row = await service.upload_stream(
+        env, user.id, file_part.filename, read, request.content_length, rest_of_form, lifetime=lifetime
+    )
     body = service.image_json(env, row)
     headers = {"Location": str(request.app.router["api.image"].url_for(id=row.id))}
     if wants_text(request):
@@ -121,7 +129,12 @@ async def upload_url(request: web.Request) -> web.Response:
     user = require_user(request)
     data = await read_json(request)
     body = await service.create_upload_url(
-        request.app[ENV], user.id, data.get("filename"), data.get("content_type"), data.get("size_bytes")
+        request.app[ENV],
+        user.id,
+        data.get("filename"),
+        data.get("content_type"),
+        data.get("size_bytes"),
+        data.get("expires_in"),
     )
     return web.json_response(body, status=201)
 

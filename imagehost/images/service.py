@@ -18,6 +18,7 @@ import asyncio
 import base64
 import functools
 import hmac
+import re
 import unicodedata
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection
 from contextlib import aclosing, asynccontextmanager
@@ -96,6 +97,7 @@ def image_json(env: Env, row: ImageRow) -> dict[str, Any]:
         "thumbnail_height": row.thumb_height if thumbnail else row.height,
         "display_url": public(row.display_key) if row.display_key else url,
         "animated": row.animated,
+        "expires_at": json_time(row.expires_at) if row.status == ACTIVE and row.expires_at else None,
         "deletion_url": env.url("deletion", id=row.id, token=delete_token(env.settings.secret_key, row.id)),
         "created_at": json_time(row.created_at),
     }
@@ -109,8 +111,40 @@ async def _sniff(env: Env, head: bytes) -> Sniffed:
     return await loop.run_in_executor(None, functools.partial(sniff, head, s.allowed_image_types, s.max_image_pixels))
 
 
+_EXPIRY = re.compile(r"([0-9]{1,9})([smhd]?)")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_expiry(env: Env, raw: object) -> int | None:
+    """An upload's asked lifetime in seconds: a number of seconds, or `10m`, `1h`, `1d`,
+    `7d`, `30d` (any number with s/m/h/d), within EXPIRY_MIN_SECONDS..EXPIRY_MAX_SECONDS.
+    None or "" is no expiry. Anything else is 422 `invalid_input` naming the field."""
+    if raw is None or raw == "":
+        return None
+    s = env.settings
+    limits = {"field": "expires_in", "min_seconds": s.expiry_min_seconds, "max_seconds": s.expiry_max_seconds}
+    match = _EXPIRY.fullmatch(raw.strip().lower()) if isinstance(raw, str) else None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        seconds = raw
+    elif match:
+        seconds = int(match[1]) * _UNIT[match[2]]
+    else:
+        raise Unprocessable("expires_in: seconds, or a number with s, m, h or d (10m, 1h, 7d)", limits)
+    if not s.expiry_min_seconds <= seconds <= s.expiry_max_seconds:
+        raise Unprocessable("expires_in is out of range", limits)
+    return seconds
+
+
 def _new_row(
-    env: Env, owner_id: str, filename: str, content_type: str, size: int, *, presigned: bool, expires_in: float
+    env: Env,
+    owner_id: str,
+    filename: str,
+    content_type: str,
+    size: int,
+    *,
+    presigned: bool,
+    expires_in: float,
+    lifetime: int | None = None,
 ) -> ImageRow:
     image_id = new_id()
     ext = EXTENSIONS[content_type]
@@ -130,6 +164,7 @@ def _new_row(
         created_at=now,
         expires_at=now + timedelta(seconds=expires_in),
         thumb_key=pipeline.derivative_key(),
+        expire_after_seconds=lifetime,
     )
 
 
@@ -152,6 +187,7 @@ async def _insert(env: Env, row: ImageRow) -> None:
             delete_token_hash=row.delete_token_hash,
             expires_at=row.expires_at,
             thumb_key=row.thumb_key,
+            expire_after_seconds=row.expire_after_seconds,
         )
 
 
@@ -307,6 +343,7 @@ async def upload_stream(
     read: Reader,
     size_hint: int | None,
     before_activate: Callable[[], Awaitable[None]] | None = None,
+    lifetime: int | None = None,
 ) -> ImageRow:
     """Store one file read chunk by chunk with `read()` (b"" at the end).
 
@@ -343,6 +380,7 @@ async def upload_stream(
         reserve,
         presigned=False,
         expires_in=env.settings.pending_upload_expiry_seconds,
+        lifetime=lifetime,
     )
     await _insert(env, row)
 
@@ -442,10 +480,11 @@ def _declared(env: Env, content_type: Any, size_bytes: Any) -> tuple[str, int]:
 
 
 async def create_upload_url(
-    env: Env, owner_id: str, filename: Any, content_type: Any, size_bytes: Any
+    env: Env, owner_id: str, filename: Any, content_type: Any, size_bytes: Any, expires_in: Any = None
 ) -> dict[str, Any]:
     ctype, size = _declared(env, content_type, size_bytes)
-    expires_in = env.settings.pending_upload_expiry_seconds
+    lifetime = parse_expiry(env, expires_in)
+    url_lifetime = env.settings.pending_upload_expiry_seconds
     row = _new_row(
         env,
         owner_id,
@@ -453,16 +492,17 @@ async def create_upload_url(
         ctype,
         size,
         presigned=True,
-        expires_in=expires_in + CONFIRM_GRACE.total_seconds(),
+        expires_in=url_lifetime + CONFIRM_GRACE.total_seconds(),
+        lifetime=lifetime,
     )
     assert row.upload_key is not None
-    presigned = await env.storage.presign_put(row.upload_key, ctype, size, expires_in)
+    presigned = await env.storage.presign_put(row.upload_key, ctype, size, url_lifetime)
     await _insert(env, row)
     return {
         "upload_url": presigned.url,
         "r2_key": row.upload_key,
         "public_url": env.storage.public_url(row.storage_key),
-        "expires_at": json_time((utcnow() + timedelta(seconds=expires_in)).replace(microsecond=0)),
+        "expires_at": json_time((utcnow() + timedelta(seconds=url_lifetime)).replace(microsecond=0)),
         "headers": presigned.headers,
     }
 
@@ -610,7 +650,7 @@ async def owned_image(env: Env, owner_id: str, image_id: str) -> ImageRow:
 async def image_by_token(env: Env, image_id: str, token: str) -> ImageRow | None:
     async with env.engine.connect() as conn:
         row = await store.get(conn, image_id)
-    if row is None or row.status != ACTIVE or not token_matches(row, token):
+    if row is None or row.status != ACTIVE or row.expired(utcnow()) or not token_matches(row, token):
         return None
     return row
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db import utcnow
@@ -51,6 +51,11 @@ class ImageRow:
     thumb_height: int | None = None
     animated: bool = False
     pipeline_version: int = 0
+    expire_after_seconds: int | None = None
+
+    def expired(self, now: datetime) -> bool:
+        """An active image past its expiry: gone for everyone, whatever the sweep did yet."""
+        return self.status == ACTIVE and self.expires_at is not None and self.expires_at <= now
 
     @property
     def keys(self) -> list[str]:
@@ -82,6 +87,7 @@ _COLS = (
     images.c.thumb_height,
     images.c.animated,
     images.c.pipeline_version,
+    images.c.expire_after_seconds,
 )
 
 
@@ -138,6 +144,7 @@ async def insert_pending(
     width: int | None = None,
     height: int | None = None,
     thumb_key: str | None = None,
+    expire_after_seconds: int | None = None,
 ) -> None:
     await conn.execute(
         insert(images).values(
@@ -155,6 +162,7 @@ async def insert_pending(
             created_at=utcnow(),
             expires_at=expires_at,
             thumb_key=thumb_key,
+            expire_after_seconds=expire_after_seconds,
         )
     )
 
@@ -173,8 +181,11 @@ async def activate(
 ) -> bool:
     """Pending → active, with the real size (the reservation's surplus goes back), the
     thumbnail's size, and whether the pipeline is complete (False: the display size is
-    still to be made). False if the row is no longer pending (the sweep took it): the
-    caller must remove its objects."""
+    still to be made); an upload that asked for a lifetime expires that long from now.
+    False if the row is no longer pending (the sweep took it): the caller must remove its
+    objects."""
+    now = utcnow()
+    lifetime = row.expire_after_seconds
     res = await conn.execute(
         update(images)
         .where(images.c.id == row.id, images.c.status == PENDING)
@@ -184,8 +195,8 @@ async def activate(
             content_type=content_type,
             width=width,
             height=height,
-            expires_at=None,
-            created_at=utcnow(),
+            expires_at=now + timedelta(seconds=lifetime) if lifetime else None,
+            created_at=now,
             thumb_width=thumb[0] if thumb else None,
             thumb_height=thumb[1] if thumb else None,
             animated=animated,
@@ -228,9 +239,14 @@ async def get(conn: AsyncConnection, image_id: str) -> ImageRow | None:
     return _row((await conn.execute(select(*_COLS).where(images.c.id == image_id))).first())
 
 
+def _live() -> ColumnElement[bool]:
+    """Active and not past its expiry: what anyone may see."""
+    return and_(images.c.status == ACTIVE, or_(images.c.expires_at.is_(None), images.c.expires_at > utcnow()))
+
+
 async def get_for_owner(conn: AsyncConnection, owner_id: str, image_id: str) -> ImageRow | None:
-    """The owner's active image, or None (also for another user's image)."""
-    q = select(*_COLS).where(images.c.id == image_id, images.c.owner_id == owner_id, images.c.status == ACTIVE)
+    """The owner's live image, or None (also for another user's image, or an expired one)."""
+    q = select(*_COLS).where(images.c.id == image_id, images.c.owner_id == owner_id, _live())
     return _row((await conn.execute(q)).first())
 
 
@@ -245,17 +261,23 @@ async def get_pending_upload(conn: AsyncConnection, upload_key: str) -> ImageRow
     return _row((await conn.execute(q)).first())
 
 
-async def served_type(conn: AsyncConnection, key: str) -> str | None:
+@dataclass(frozen=True)
+class ServedType:
+    content_type: str
+    expires_at: datetime | None  # the image's expiry: a cache may keep the answer until then
+
+
+async def served_type(conn: AsyncConnection, key: str) -> ServedType | None:
     """The verified content type of an active image's object, by its key: the original's
     own type, or WebP for one of its derivatives."""
-    q = select(images.c.storage_key, images.c.content_type).where(
-        images.c.status == ACTIVE,
+    q = select(images.c.storage_key, images.c.content_type, images.c.expires_at).where(
+        _live(),
         or_(images.c.storage_key == key, images.c.thumb_key == key, images.c.display_key == key),
     )
     row = (await conn.execute(q)).first()
     if row is None:
         return None
-    return str(row[1]) if row[0] == key else DERIVATIVE_TYPE
+    return ServedType(str(row[1]) if row[0] == key else DERIVATIVE_TYPE, row[2])
 
 
 # --------------------------------------------------------------------------- the pipeline's work list
@@ -380,7 +402,7 @@ async def list_for_owner(
     have — in one round trip: the count rides on every row as a scalar subquery of the
     kept counter (a second query only for an empty page)."""
     total_q = select(users.c.image_count).where(users.c.id == owner_id).scalar_subquery()
-    q = select(*_COLS, total_q).where(images.c.owner_id == owner_id, images.c.status == ACTIVE)
+    q = select(*_COLS, total_q).where(images.c.owner_id == owner_id, _live())
     if cursor is not None:
         q = q.where(
             or_(
@@ -448,6 +470,17 @@ async def claim_orphan(conn: AsyncConnection, key: str, attempts: int, retry_at:
         .values(attempts=attempts + 1, next_attempt_at=retry_at)
     )
     return res.rowcount == 1
+
+
+async def expired_active(conn: AsyncConnection, now: datetime, limit: int) -> list[str]:
+    """Active images past their expiry (one indexed probe when none is due)."""
+    q = (
+        select(images.c.id)
+        .where(images.c.status == ACTIVE, images.c.expires_at.is_not(None), images.c.expires_at <= now)
+        .order_by(images.c.expires_at)
+        .limit(limit)
+    )
+    return [r[0] for r in await conn.execute(q)]
 
 
 async def expired_pending(conn: AsyncConnection, now: datetime, limit: int) -> list[str]:

@@ -28,6 +28,7 @@ from ..storage import InvalidKey, StorageError, check_key
 from . import pipeline, store
 
 BATCH = 200
+EXPIRY_SWEEP_SECONDS = 30.0  # expired uploads' objects are gone within a minute
 MAX_BACKOFF = timedelta(hours=6)
 
 
@@ -71,6 +72,38 @@ async def sweep(env: Env, now: datetime | None = None) -> dict[str, int]:
         if len(due) < BATCH:
             break
     return result
+
+
+async def sweep_expired(env: Env, now: datetime | None = None) -> dict[str, int]:
+    """Expiring uploads past their time: gone for everyone already (every read checks the
+    expiry); here their rows go and their objects are deleted. One indexed probe when
+    nothing is due, so it runs every EXPIRY_SWEEP_SECONDS."""
+    from .service import delete_objects  # the one delete path
+
+    removed = 0
+    now = now or utcnow()
+    while True:
+        async with env.engine.connect() as conn:
+            ids = await store.expired_active(conn, now, BATCH)
+        for image_id in ids:
+            async with transaction(env.engine) as conn:
+                row = await store.remove(conn, image_id, status=store.ACTIVE, orphan_delay=timedelta(0))
+            if row is not None:
+                removed += 1
+                await delete_objects(env, row.keys)
+        if len(ids) < BATCH:
+            return {"expired_removed": removed}
+
+
+async def expire_periodically(env: Env, interval: float = EXPIRY_SWEEP_SECONDS) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            result = await sweep_expired(env)
+            if result["expired_removed"]:
+                logger.info("sweep: {}", result)
+        except Exception as exc:
+            logger.warning("expiry sweep failed: {}: {}", type(exc).__name__, exc)
 
 
 async def sweep_partials(env: Env, now: datetime | None = None) -> dict[str, int]:
