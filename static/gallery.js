@@ -94,6 +94,7 @@ function renderTile(image) {
     else img.removeAttribute(dim);
   }
   img.src = image.thumbnail_url || image.public_url;
+  tile.querySelector('[data-animated]').hidden = !image.animated; // the thumbnail is its first frame
   img.alt = image.filename || '';
   const name = tile.querySelector('.tile-name');
   name.id = `tile-name-${id}`;

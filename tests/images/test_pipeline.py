@@ -6,6 +6,7 @@ nothing; the backfill brings older images up to date."""
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from PIL import Image
@@ -267,3 +268,21 @@ async def test_a_file_that_hangs_the_decoder_is_refused_and_the_server_goes_on(
     assert await used_bytes(client, user.id) == 0
     # The server goes on (the worker that was killed is replaced in the background).
     assert (await client.get("/api/health")).status == 200
+
+
+@pytest.mark.tiers("sqlite-local")
+async def test_an_animated_gif_has_a_still_thumbnail_and_its_tile_says_animated(client, backend, make_user):
+    user = await make_user()
+    frames = [Image.new("RGB", (120, 90), c) for c in ((200, 30, 30), (30, 200, 30), (30, 30, 200))]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    body = await (await upload(client, user, buf.getvalue(), "spin.gif", "image/gif")).json()
+    assert body["animated"] is True
+    thumb = Image.open(io.BytesIO(backend.read_object(body["thumbnail_url"].rsplit("/", 1)[-1])))
+    assert thumb.format == "WEBP" and getattr(thumb, "n_frames", 1) == 1
+    assert body["display_url"] == body["public_url"]  # small: the animated original is shown
+    still = await (await upload(client, user, phone_photo((300, 200)), "still.jpg", "image/jpeg")).json()
+    page = await (await client.get("/gallery", headers={**user.auth})).text()
+    badge = re.compile(r'data-image-id="([^"]+)".*?<span class="tile-badge" data-animated( hidden)?>', re.S)
+    tiles = dict(badge.findall(page))
+    assert tiles == {body["id"]: "", still["id"]: " hidden"}
