@@ -11,6 +11,8 @@ from aiohttp import hdrs, web
 from . import apidocs, health, metrics, openapi
 from .accounts import api as accounts_api
 from .accounts import pages as accounts_pages
+from .albums import api as albums_api
+from .albums import pages as albums_pages
 from .images import api as images_api
 from .images import files as images_files
 from .images import pages as images_pages
@@ -70,6 +72,7 @@ def setup_routes(app: web.Application, storage_routes: dict[str, str]) -> None:
     add("api.upload", "/api/upload", POST=images_api.upload)
     add("api.upload_url", "/api/images/upload-url", POST=images_api.upload_url)
     add("api.confirm", "/api/images/confirm", POST=images_api.confirm)
+    add("api.images_delete", "/api/images/delete", POST=images_api.delete_images)
     add("api.images", "/api/images/", GET=images_api.list_images)
     add("api.images_noslash", "/api/images", GET=images_api.list_images)
     add("api.image", "/api/images/{id}", GET=images_api.get_image, DELETE=images_api.delete_image)
@@ -79,6 +82,19 @@ def setup_routes(app: web.Application, storage_routes: dict[str, str]) -> None:
     for name, path in storage_routes.items():
         method, handler = STORAGE_HANDLERS[name]
         add(name, path, **{method: handler})
+
+    # Albums: the page (a password form posts back to it) and the JSON
+    add("album_page", "/a/{id}", GET=albums_pages.album_page, POST=albums_pages.album_unlock)
+    add("api.albums", "/api/albums", GET=albums_api.list_albums, POST=albums_api.create_album)
+    add(
+        "api.album",
+        "/api/albums/{id}",
+        GET=albums_api.get_album,
+        PATCH=albums_api.update_album,
+        DELETE=albums_api.delete_album,
+    )
+    add("api.album_images", "/api/albums/{id}/images", PUT=albums_api.add_images)
+    add("api.album_image", "/api/albums/{id}/images/{image_id}", DELETE=albums_api.remove_image)
 
     # Integrations
     add("integrations", "/integrations", GET=integrations_pages.integrations)

@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
+import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db import utcnow
 from ..errors import BadRequest, QuotaExceeded
-from ..tables import images, storage_orphans, users
+from ..tables import album_images, image_words, images, storage_orphans, users
 
 PENDING, ACTIVE = "pending", "active"
 PIPELINE_VERSION = 1  # metadata stripped, thumbnail and display size made
@@ -165,6 +168,10 @@ async def insert_pending(
             expire_after_seconds=expire_after_seconds,
         )
     )
+    words = filename_words(filename)
+    if words:
+        rows = [{"image_id": image_id, "owner_id": owner_id, "word": w} for w in words]
+        await conn.execute(insert(image_words), rows)
 
 
 async def activate(
@@ -417,6 +424,86 @@ async def list_for_owner(
     page = rows[:limit]
     nxt = Cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
     return page, nxt, total
+
+
+# --------------------------------------------------------------------------- search and album filter
+
+MAX_WORD = 64
+_WORD = re.compile(r"[^\W_]+")
+_TOP = "\U0010ffff"  # sorts after every character: [w, w + _TOP) holds the words starting with w
+
+
+def filename_words(text: str) -> list[str]:
+    """The words a filename is found by, and a query is made of: NFKC, case-folded, split
+    at anything that is not a letter or digit, each clipped to 64 characters."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return list(dict.fromkeys(w[:MAX_WORD] for w in _WORD.findall(folded)))
+
+
+def _starts_a_word(owner_id: str, prefix: str) -> Any:
+    """The owner's image ids with a filename word starting with `prefix`: an index range
+    scan on (owner_id, word); the LIKE keeps it exact whatever the collation's ordering."""
+    return select(image_words.c.image_id).where(
+        image_words.c.owner_id == owner_id,
+        image_words.c.word >= prefix,
+        image_words.c.word < prefix + _TOP,
+        image_words.c.word.like(prefix + "%"),  # letters and digits only: nothing to escape
+    )
+
+
+async def list_filtered(
+    conn: AsyncConnection,
+    owner_id: str,
+    cursor: Cursor | None,
+    limit: int,
+    *,
+    words: Sequence[str] = (),
+    album_id: str | None = None,
+) -> tuple[list[ImageRow], Cursor | None, int]:
+    """`list_for_owner` narrowed to the images having a filename word starting with each
+    of `words`, and/or in one album (the caller checked the album is the owner's). The
+    candidates come from an index (image_words, album_images), so the cost follows the
+    number of matches, not of the owner's images; `total` counts the matches."""
+    conds: list[Any] = [images.c.owner_id == owner_id, _live()]
+    for w in words:
+        conds.append(images.c.id.in_(_starts_a_word(owner_id, w)))
+    if album_id is not None:
+        conds.append(images.c.id.in_(select(album_images.c.image_id).where(album_images.c.album_id == album_id)))
+    q = select(*_COLS).where(*conds)
+    if cursor is not None:
+        q = q.where(
+            or_(
+                images.c.created_at < cursor.created_at,
+                and_(images.c.created_at == cursor.created_at, images.c.id < cursor.id),
+            )
+        )
+    q = q.order_by(images.c.created_at.desc(), images.c.id.desc()).limit(limit + 1)
+    rows = [_image_row(r) for r in await conn.execute(q)]
+    total = (await conn.execute(select(func.count()).select_from(images).where(*conds))).scalar_one()
+    page = rows[:limit]
+    nxt = Cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    return page, nxt, int(total)
+
+
+async def live_owned_ids(conn: AsyncConnection, owner_id: str, image_ids: list[str]) -> set[str]:
+    """Which of `image_ids` are the owner's live images."""
+    if not image_ids:
+        return set()
+    q = select(images.c.id).where(images.c.id.in_(image_ids), images.c.owner_id == owner_id, _live())
+    return {str(r[0]) for r in await conn.execute(q)}
+
+
+async def get_many(conn: AsyncConnection, image_ids: list[str]) -> dict[str, ImageRow]:
+    """Live images by id (any owner's: the caller decides who may see them)."""
+    if not image_ids:
+        return {}
+    q = select(*_COLS).where(images.c.id.in_(image_ids), _live())
+    return {r.id: r for r in (_image_row(x) for x in await conn.execute(q))}
+
+
+def live() -> ColumnElement[bool]:
+    """Active and not past its expiry (for other rooms' queries joining images)."""
+    return _live()
 
 
 async def count_for_owner(conn: AsyncConnection, owner_id: str) -> int:

@@ -15,7 +15,10 @@ from ..typedefs import ASSETS, SETTINGS
 
 # The routes the page scripts call, as path templates (`/api/images/{id}`): static/api.js
 # fills them in with `route(name, parts)`, so the scripts build URLs from names too.
-JS_ROUTES = ("gallery", "image", "image_delete", "api.images", "api.image", "api.upload_url", "api.confirm")
+JS_ROUTES = (
+    *("gallery", "image", "image_delete", "api.images", "api.image", "api.upload_url", "api.confirm"),
+    *("api.images_delete", "api.albums", "api.album_images"),  # the gallery's bulk actions (albums)
+)
 
 
 async def page_user(request: web.Request) -> User | None:
