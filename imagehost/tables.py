@@ -114,4 +114,6 @@ image_words = Table(
     Column("image_id", String(32), ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
     Column("owner_id", String(32), nullable=False),
     Column("word", String(255), primary_key=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=True),
 )

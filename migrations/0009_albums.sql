@@ -31,17 +31,21 @@ CREATE INDEX ix_album_images_image ON album_images (image_id);
 
 -- The filename search: the words of each filename (case-folded, split at anything that is
 -- not a letter or digit), so `?q=` finds an image by the start of any word of its name
--- through an index range scan, whatever the number of images. Written with the image row.
+-- through an index range scan, whatever the number of images. Written when the image
+-- becomes active, with the image's (then final) created_at and expires_at, so a search
+-- sorts and counts its matches from this index alone; they go with the image's row.
 CREATE TABLE image_words (
     image_id VARCHAR(32) NOT NULL REFERENCES images (id) ON DELETE CASCADE,
     owner_id VARCHAR(32) NOT NULL,
     word VARCHAR(255) NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    expires_at TIMESTAMP NULL,
     PRIMARY KEY (image_id, word)
 );
 
-CREATE INDEX ix_image_words_search ON image_words (owner_id, word, image_id);
+CREATE INDEX ix_image_words_search ON image_words (owner_id, word, created_at, image_id, expires_at);
 
 -- Images stored before this migration: their whole lower-cased name is one word, so they
 -- are found by the start of their filename (what plain SQL can split on both databases).
-INSERT INTO image_words (image_id, owner_id, word)
-SELECT id, owner_id, LOWER(SUBSTR(filename, 1, 255)) FROM images;
+INSERT INTO image_words (image_id, owner_id, word, created_at, expires_at)
+SELECT id, owner_id, LOWER(SUBSTR(filename, 1, 255)), created_at, expires_at FROM images WHERE status = 'active';

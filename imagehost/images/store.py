@@ -168,10 +168,6 @@ async def insert_pending(
             expire_after_seconds=expire_after_seconds,
         )
     )
-    words = filename_words(filename)
-    if words:
-        rows = [{"image_id": image_id, "owner_id": owner_id, "word": w} for w in words]
-        await conn.execute(insert(image_words), rows)
 
 
 async def activate(
@@ -213,7 +209,17 @@ async def activate(
     if res.rowcount != 1:
         return False
     await _adjust_user(conn, row.owner_id, row.size_bytes - size_bytes, 1)
+    await _add_words(conn, row, now, now + timedelta(seconds=lifetime) if lifetime else None)
     return True
+
+
+async def _add_words(conn: AsyncConnection, row: ImageRow, created_at: datetime, expires_at: datetime | None) -> None:
+    """The search words of an image that just became active, with its final created_at
+    and expires_at (the search sorts and filters on them); they go with its row."""
+    words = filename_words(row.filename)
+    if words:
+        values = {"image_id": row.id, "owner_id": row.owner_id, "created_at": created_at, "expires_at": expires_at}
+        await conn.execute(insert(image_words), [{**values, "word": w} for w in words])
 
 
 async def remove(
@@ -440,15 +446,33 @@ def filename_words(text: str) -> list[str]:
     return list(dict.fromkeys(w[:MAX_WORD] for w in _WORD.findall(folded)))
 
 
-def _starts_a_word(owner_id: str, prefix: str) -> Any:
-    """The owner's image ids with a filename word starting with `prefix`: an index range
-    scan on (owner_id, word); the LIKE keeps it exact whatever the collation's ordering."""
-    return select(image_words.c.image_id).where(
-        image_words.c.owner_id == owner_id,
-        image_words.c.word >= prefix,
-        image_words.c.word < prefix + _TOP,
-        image_words.c.word.like(prefix + "%"),  # letters and digits only: nothing to escape
+def _word_range(col: Any, prefix: str) -> list[Any]:
+    """`col` starts with `prefix`: a range an index can scan; the LIKE keeps it exact
+    whatever the collation's ordering (words are letters and digits: nothing to escape)."""
+    return [col >= prefix, col < prefix + _TOP, col.like(prefix + "%")]
+
+
+def _has_word(image_id: Any, prefix: str) -> Any:
+    """A primary-key probe: the image has a filename word starting with `prefix`."""
+    w = image_words.alias("w")
+    return select(w.c.image_id).where(w.c.image_id == image_id, *_word_range(w.c.word, prefix)).exists()
+
+
+def _in_album(image_id: Any, album_id: str) -> Any:
+    return (
+        select(album_images.c.image_id)
+        .where(album_images.c.album_id == album_id, album_images.c.image_id == image_id)
+        .exists()
     )
+
+
+SCAN_DENSITY = 50  # walk the listing newest-first when at least 1 image in this many matches
+
+
+def _after(created_at: Any, id_col: Any, cursor: Cursor | None) -> list[Any]:
+    if cursor is None:
+        return []
+    return [or_(created_at < cursor.created_at, and_(created_at == cursor.created_at, id_col < cursor.id))]
 
 
 async def list_filtered(
@@ -461,28 +485,60 @@ async def list_filtered(
     album_id: str | None = None,
 ) -> tuple[list[ImageRow], Cursor | None, int]:
     """`list_for_owner` narrowed to the images having a filename word starting with each
-    of `words`, and/or in one album (the caller checked the album is the owner's). The
-    candidates come from an index (image_words, album_images), so the cost follows the
-    number of matches, not of the owner's images; `total` counts the matches."""
-    conds: list[Any] = [images.c.owner_id == owner_id, _live()]
-    for w in words:
-        conds.append(images.c.id.in_(_starts_a_word(owner_id, w)))
-    if album_id is not None:
+    of `words`, and/or in one album (the caller checked the album is the owner's), and
+    how many match.
+
+    With words, the matches come from image_words alone: the longest word's range of
+    (owner_id, word, created_at, image_id, expires_at) — likely the rarest word — with a
+    primary-key probe for every other word and the album. The count is an index-only
+    scan; the page, by the density of matches: when rarer than 1 in SCAN_DENSITY, the
+    matching index entries are sorted (no table row is read until the page's own); when
+    commoner, the owner's listing index is walked newest first with the same probes and
+    stops at the page's end (about limit × SCAN_DENSITY entries at most). So the cost
+    follows the matches or the page, not the number of the owner's images."""
+    now = utcnow()
+    rest = sorted(words, key=len, reverse=True)
+    if not rest:
+        assert album_id is not None
+        conds = [images.c.owner_id == owner_id, _live()]
         conds.append(images.c.id.in_(select(album_images.c.image_id).where(album_images.c.album_id == album_id)))
-    q = select(*_COLS).where(*conds)
-    if cursor is not None:
-        q = q.where(
-            or_(
-                images.c.created_at < cursor.created_at,
-                and_(images.c.created_at == cursor.created_at, images.c.id < cursor.id),
+        total = int((await conn.execute(select(func.count()).select_from(images).where(*conds))).scalar_one())
+        q = select(images.c.id).where(*conds, *_after(images.c.created_at, images.c.id, cursor))
+        q = q.order_by(images.c.created_at.desc(), images.c.id.desc())
+    else:
+        driver, others = rest[0], rest[1:]
+        w = image_words
+        probes = [_has_word(w.c.image_id, o) for o in others]
+        if album_id is not None:
+            probes.append(_in_album(w.c.image_id, album_id))
+        matching = [
+            w.c.owner_id == owner_id,
+            *_word_range(w.c.word, driver),
+            or_(w.c.expires_at.is_(None), w.c.expires_at > now),
+            *probes,
+        ]
+        total = int((await conn.execute(select(func.count(func.distinct(w.c.image_id))).where(*matching))).scalar_one())
+        if total == 0:
+            return [], None, 0
+        if total * SCAN_DENSITY < await count_for_owner(conn, owner_id):
+            q = (
+                select(w.c.image_id, w.c.created_at)
+                .where(*matching, *_after(w.c.created_at, w.c.image_id, cursor))
+                .distinct()
+                .order_by(w.c.created_at.desc(), w.c.image_id.desc())
             )
-        )
-    q = q.order_by(images.c.created_at.desc(), images.c.id.desc()).limit(limit + 1)
-    rows = [_image_row(r) for r in await conn.execute(q)]
-    total = (await conn.execute(select(func.count()).select_from(images).where(*conds))).scalar_one()
+        else:
+            conds = [images.c.owner_id == owner_id, _live(), *[_has_word(images.c.id, x) for x in rest]]
+            if album_id is not None:
+                conds.append(_in_album(images.c.id, album_id))
+            q = select(images.c.id).where(*conds, *_after(images.c.created_at, images.c.id, cursor))
+            q = q.order_by(images.c.created_at.desc(), images.c.id.desc())
+    ids = [str(r[0]) for r in await conn.execute(q.limit(limit + 1))]
+    found = await get_many(conn, ids)
+    rows = [found[i] for i in ids if i in found]
     page = rows[:limit]
-    nxt = Cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
-    return page, nxt, int(total)
+    nxt = Cursor(page[-1].created_at, page[-1].id) if len(ids) > limit and page else None
+    return page, nxt, total
 
 
 async def live_owned_ids(conn: AsyncConnection, owner_id: str, image_ids: list[str]) -> set[str]:

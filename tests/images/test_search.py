@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from imagehost.images import store as images_store
 from imagehost.images.store import filename_words
 from imagehost.tables import image_words
 from imagehost.typedefs import ENGINE
@@ -47,7 +48,10 @@ async def test_q_matches_the_start_of_filename_words_case_insensitively(client, 
     )
 
 
-async def test_search_is_keyset_paginated(client, backend, make_user):
+@pytest.mark.parametrize("density", [0, 10**6], ids=["walk-listing", "sort-matches"])
+async def test_search_is_keyset_paginated(client, backend, make_user, monkeypatch, density):
+    """Both ways a page is found (see `list_filtered`) give the same pages."""
+    monkeypatch.setattr(images_store, "SCAN_DENSITY", density)
     user = await make_user()
     for i in range(5):
         await uploaded(client, user, image_bytes(), f"cat_{i}.png")
@@ -63,6 +67,8 @@ async def test_search_is_keyset_paginated(client, backend, make_user):
         if cursor is None:
             break
     assert seen == [f"cat_{i}.png" for i in reversed(range(5))]
+    assert await names(client, user, q="cat 3") == (["cat_3.png"], 1)
+    assert await names(client, user, q="dog cat") == ([], 0)
 
 
 @pytest.mark.tiers("sqlite-local", "pg-local")
