@@ -25,6 +25,7 @@ const quota = Number(config.quotaBytes) || 0;
 const allowedTypes = (config.allowedTypes || '').split(',').map((t) => t.trim().toLowerCase()).filter(Boolean);
 const stats = { total: Number(config.total) || 0, used: Number(config.usedBytes) || 0 };
 let cursor = config.nextCursor || '';
+const qs = config.q ? `&q=${encodeURIComponent(config.q)}` : '';
 
 // ---------------------------------------------------------------- helpers
 
@@ -533,7 +534,7 @@ function initLoadMore() {
     const label = link.textContent;
     link.textContent = 'Loading…';
     try {
-      const page = await api('GET', `${route('api.images')}?cursor=${encodeURIComponent(cursor)}&limit=50`);
+      const page = await api('GET', `${route('api.images')}?cursor=${encodeURIComponent(cursor)}&limit=50${qs}`);
       let first = null;
       for (const image of page.images || []) {
         if (findTile(String(image.id))) continue;
@@ -544,7 +545,7 @@ function initLoadMore() {
       cursor = page.next_cursor || '';
       main.dataset.nextCursor = cursor;
       if (cursor) {
-        link.href = `${route('gallery')}?cursor=${encodeURIComponent(cursor)}`;
+        link.href = `${route('gallery')}?cursor=${encodeURIComponent(cursor)}${qs}`;
       } else {
         link.closest('.more').remove();
         (first ? first.querySelector('.tile-link') : main).focus();
@@ -559,6 +560,15 @@ function initLoadMore() {
     }
   });
 }
+
+// Selection and bulk actions: bulk.js, on first use
+const ev = ['click', 'keydown'];
+const bulk = (e) => {
+  if (!e.target.matches('[data-select]') || (e.key && e.key !== 'Enter')) return;
+  for (const t of ev) document.removeEventListener(t, bulk);
+  import('./bulk.js').then((m) => m.init(e, updateStats));
+};
+for (const t of ev) document.addEventListener(t, bulk);
 
 if (grid && tileTemplate && rowTemplate && uploadList && tray) {
   initTray();

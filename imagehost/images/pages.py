@@ -18,7 +18,8 @@ PAGE_SIZE = 50
 async def gallery(request: web.Request) -> web.Response:
     user = require_user(request)
     env = request.app[ENV]
-    rows, nxt, total = await service.listing(env, user.id, request.query.get("cursor"), PAGE_SIZE)
+    q = request.query.get("q", "").strip()  # the search box: the page works without JavaScript
+    rows, nxt, total = await service.listing(env, user.id, request.query.get("cursor"), PAGE_SIZE, q=q)
     used = user.storage_used_bytes  # loaded with the caller by the identity middleware, this request
     settings = env.settings
     return await render(
@@ -34,6 +35,7 @@ async def gallery(request: web.Request) -> web.Response:
             "next_cursor": nxt.encode() if nxt else None,
             "max_upload_bytes": settings.max_upload_bytes,
             "allowed_types": list(settings.allowed_image_types),
+            "q": q,
         },
     )
 
