@@ -123,7 +123,8 @@ async function addToAlbum(event) {
         title.focus();
         throw new Error('Give the new album a title.');
       }
-      const album = await api('POST', route('api.albums'), { title: name });
+      const visibility = dialog.querySelector('[data-album-visibility]').value;
+      const album = await api('POST', route('api.albums'), { title: name, visibility });
       id = album.id;
       name = album.title;
     }

@@ -103,13 +103,15 @@ def test_select_with_shift_click_and_keyboard_then_copy_and_add_to_album(browser
     dialog = page.get_by_test_id("album-dialog")
     expect(dialog).to_be_visible()
     page.get_by_test_id("album-title").fill("<b>Pets</b>")
+    page.get_by_test_id("album-visibility").select_option("unlisted")
     page.get_by_test_id("album-add").click()
     expect(dialog).to_be_hidden()
     expect(page.get_by_test_id("copied-status")).to_contain_text("Added 3 images")
     albums = local_server.rows(
-        "SELECT a.id, a.title FROM albums a JOIN users u ON u.id = a.owner_id WHERE u.username = ?", user
+        "SELECT a.id, a.title, a.visibility FROM albums a JOIN users u ON u.id = a.owner_id WHERE u.username = ?",
+        user,
     )
-    assert [a[1] for a in albums] == ["<b>Pets</b>"]
+    assert [a[1:] for a in albums] == [("<b>Pets</b>", "unlisted")]
     members = local_server.rows(
         "SELECT i.filename FROM album_images m JOIN images i ON i.id = m.image_id WHERE m.album_id = ? "
         "ORDER BY i.filename",
