@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..accounts.store import User
@@ -206,7 +208,9 @@ async def list_for_owner(
 
 
 async def add_images(conn: AsyncConnection, album_id: str, image_ids: list[str]) -> int:
-    """Add the images not in the album yet (idempotent); how many were added."""
+    """Add the images not in the album yet (idempotent, also against a concurrent add of
+    the same image: ON CONFLICT DO NOTHING, which both databases speak); how many were
+    added."""
     present = {
         str(r[0])
         for r in await conn.execute(
@@ -218,7 +222,9 @@ async def add_images(conn: AsyncConnection, album_id: str, image_ids: list[str])
     new = [i for i in dict.fromkeys(image_ids) if i not in present]
     if new:
         now = utcnow()
-        await conn.execute(insert(album_images), [{"album_id": album_id, "image_id": i, "added_at": now} for i in new])
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        stmt = dialect_insert(album_images).on_conflict_do_nothing(index_elements=["album_id", "image_id"])
+        await conn.execute(stmt, [{"album_id": album_id, "image_id": i, "added_at": now} for i in new])
     return len(new)
 
 
