@@ -3,6 +3,8 @@ bad input refused with nothing changed."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import select
 
@@ -212,3 +214,17 @@ async def test_a_password_is_stored_hashed_and_can_be_cleared(client, backend, m
     assert stored.startswith("$2") and "hunter2" not in stored
     resp = await client.patch(f"/api/albums/{album['id']}", json={"password": None}, headers=user.auth)
     assert (await resp.json())["has_password"] is False
+
+
+@pytest.mark.tiers("sqlite-local", "pg-local")
+async def test_concurrent_adds_of_the_same_images_all_succeed_once(client, backend, make_user):
+    user = await make_user()
+    imgs = [await uploaded(client, user, image_bytes(), f"{n}.png") for n in range(3)]
+    album = await new_album(client, user)
+    body = {"image_ids": [i["id"] for i in imgs]}
+    path = f"/api/albums/{album['id']}/images"
+    answers = await asyncio.gather(*(client.put(path, json=body, headers=user.auth) for _ in range(6)))
+    assert [r.status for r in answers] == [200] * 6
+    async with client.server.app[ENGINE].connect() as conn:
+        rows = (await conn.execute(select(album_images.c.image_id))).scalars().all()
+    assert sorted(rows) == sorted(body["image_ids"])
