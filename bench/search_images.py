@@ -49,19 +49,21 @@ def insert_rows(db_url: str, user_id: str, n: int) -> None:
                 None,
             )
         )
-        words += [(image_id, user_id, w, rows[-1][11], None) for w in filename_words(name)]
+        sorted_words = sorted(filename_words(name))
+        prev = ["", *sorted_words[:-1]]
+        words += [(image_id, user_id, w, p, rows[-1][11], None) for w, p in zip(sorted_words, prev, strict=True)]
     sql = (
         "INSERT INTO images (id, owner_id, status, storage_key, upload_key, filename, content_type, size_bytes, "
         "width, height, delete_token_hash, created_at, expires_at) VALUES ({})"
     )
-    words_sql = "INSERT INTO image_words (image_id, owner_id, word, created_at, expires_at) VALUES ({})"
+    words_sql = "INSERT INTO image_words (image_id, owner_id, word, prev_word, created_at, expires_at) VALUES ({})"
     if db_url.startswith("sqlite"):
         import sqlite3
 
         conn = sqlite3.connect(db_url.split(":///", 1)[1])
         with conn:
             conn.executemany(sql.format(",".join("?" * 13)), [(*r[:11], r[11].isoformat(" "), r[12]) for r in rows])
-            conn.executemany(words_sql.format("?,?,?,?,?"), [(*r[:3], r[3].isoformat(" "), r[4]) for r in words])
+            conn.executemany(words_sql.format("?,?,?,?,?,?"), [(*r[:4], r[4].isoformat(" "), r[5]) for r in words])
             conn.execute(
                 "UPDATE users SET image_count = ?, storage_used_bytes = ? WHERE id = ?", (n, n * 1000, user_id)
             )
@@ -73,7 +75,7 @@ def insert_rows(db_url: str, user_id: str, n: int) -> None:
         with psycopg.connect(db_url) as conn:
             with conn.cursor() as cur:
                 cur.executemany(sql.format(",".join(["%s"] * 13)), rows)
-                cur.executemany(words_sql.format("%s,%s,%s,%s,%s"), words)
+                cur.executemany(words_sql.format("%s,%s,%s,%s,%s,%s"), words)
                 cur.execute(
                     "UPDATE users SET image_count = %s, storage_used_bytes = %s WHERE id = %s", (n, n * 1000, user_id)
                 )

@@ -114,6 +114,7 @@ image_words = Table(
     Column("image_id", String(32), ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
     Column("owner_id", String(32), nullable=False),
     Column("word", String(255), primary_key=True),
+    Column("prev_word", String(255), nullable=False),
     Column("created_at", DateTime, nullable=False),
     Column("expires_at", DateTime, nullable=True),
 )

@@ -34,18 +34,23 @@ CREATE INDEX ix_album_images_image ON album_images (image_id);
 -- through an index range scan, whatever the number of images. Written when the image
 -- becomes active, with the image's (then final) created_at and expires_at, so a search
 -- sorts and counts its matches from this index alone; they go with the image's row.
+-- prev_word is the image's word before this one in sorted order ('' for the first): the
+-- words of an image starting with a prefix are consecutive in that order, so the first
+-- of them is the one whose prev_word does not start with it, and a search counts each
+-- image once without DISTINCT.
 CREATE TABLE image_words (
     image_id VARCHAR(32) NOT NULL REFERENCES images (id) ON DELETE CASCADE,
     owner_id VARCHAR(32) NOT NULL,
     word VARCHAR(255) NOT NULL,
+    prev_word VARCHAR(255) NOT NULL,
     created_at TIMESTAMP NOT NULL,
     expires_at TIMESTAMP NULL,
     PRIMARY KEY (image_id, word)
 );
 
-CREATE INDEX ix_image_words_search ON image_words (owner_id, word, created_at, image_id, expires_at);
+CREATE INDEX ix_image_words_search ON image_words (owner_id, word, created_at, image_id, expires_at, prev_word);
 
 -- Images stored before this migration: their whole lower-cased name is one word, so they
 -- are found by the start of their filename (what plain SQL can split on both databases).
-INSERT INTO image_words (image_id, owner_id, word, created_at, expires_at)
-SELECT id, owner_id, LOWER(SUBSTR(filename, 1, 255)), created_at, expires_at FROM images WHERE status = 'active';
+INSERT INTO image_words (image_id, owner_id, word, prev_word, created_at, expires_at)
+SELECT id, owner_id, LOWER(SUBSTR(filename, 1, 255)), '', created_at, expires_at FROM images WHERE status = 'active';

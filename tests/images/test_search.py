@@ -146,3 +146,16 @@ async def test_bulk_delete_bad_input_is_422(client, backend, make_user):
         resp = await client.post("/api/images/delete", json=body, headers=user.auth)
         assert resp.status == 422, body
     assert await snapshot(client, backend) == before
+
+
+@pytest.mark.tiers("sqlite-local", "pg-local")
+@pytest.mark.parametrize("density", [0, 10**6], ids=["walk-listing", "sort-matches"])
+async def test_an_image_with_several_words_of_the_prefix_counts_once(client, backend, make_user, monkeypatch, density):
+    monkeypatch.setattr(images_store, "SCAN_DENSITY", density)
+    user = await make_user()
+    await uploaded(client, user, image_bytes(), "cat-catalog-category.png")
+    await uploaded(client, user, image_bytes(), "concat.png")
+    await uploaded(client, user, image_bytes(), "a-cat.png")
+    assert await names(client, user, q="cat") == (["a-cat.png", "cat-catalog-category.png"], 2)
+    assert await names(client, user, q="cata") == (["cat-catalog-category.png"], 1)
+    assert await names(client, user, q="c") == (["a-cat.png", "concat.png", "cat-catalog-category.png"], 3)
