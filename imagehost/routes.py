@@ -84,7 +84,10 @@ def setup_routes(app: web.Application, storage_routes: dict[str, str]) -> None:
         add(name, path, **{method: handler})
 
     # Albums: the page (a password form posts back to it) and the JSON
+    add("albums", "/albums", GET=albums_pages.albums_list)
     add("album_page", "/a/{id}", GET=albums_pages.album_page, POST=albums_pages.album_unlock)
+    add("album_settings", "/a/{id}/settings", POST=albums_pages.album_settings)
+    add("album_delete", "/a/{id}/delete", POST=albums_pages.album_delete)
     add("api.albums", "/api/albums", GET=albums_api.list_albums, POST=albums_api.create_album)
     add(
         "api.album",

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp_session import get_session
 
-from ..accounts.identity import current_user
+from ..accounts.identity import current_user, require_user
 from ..http.csrf import read_form
 from ..images import service as images_service
 from ..typedefs import CLIENT_ADDR, ENV
@@ -105,3 +105,43 @@ async def _show(request: web.Request, shown: service.Shown) -> web.Response:
     if album.visibility != "public":
         resp.headers["X-Robots-Tag"] = "noindex"
     return resp
+
+
+# --------------------------------------------------------------------------- the owner's pages
+
+
+async def albums_list(request: web.Request) -> web.Response:
+    """GET /albums: the caller's albums, newest first, each with a link to its page."""
+    user = require_user(request)
+    env = request.app[ENV]
+    views, nxt, total = await service.listing(env, user.id, request.query.get("cursor"), PAGE_SIZE)
+    ctx = {
+        "albums": [service.album_json(env, v) for v in views],
+        "total": total,
+        "next_cursor": nxt.encode() if nxt else None,
+    }
+    return await render(request, "albums.html", ctx)
+
+
+async def album_settings(request: web.Request) -> web.Response:
+    """POST /a/{id}/settings: the owner's form on the album page (title, description,
+    visibility, password). Anyone else: 404, nothing changed."""
+    user = require_user(request)
+    form = await read_form(request)
+    data: dict[str, Any] = {k: form.get(k) for k in ("title", "description", "visibility") if k in form}
+    password = form.get("password")
+    if form.get("remove_password"):
+        data["password"] = None
+    elif isinstance(password, str) and password:
+        data["password"] = password
+    album_id = request.match_info["id"]
+    await service.update(request.app[ENV], user.id, album_id, data)
+    raise web.HTTPSeeOther(url(request, "album_page", id=album_id))
+
+
+async def album_delete(request: web.Request) -> web.Response:
+    """POST /a/{id}/delete: the owner deletes the album (its images stay)."""
+    user = require_user(request)
+    await read_form(request)
+    await service.delete(request.app[ENV], user.id, request.match_info["id"])
+    raise web.HTTPSeeOther(url(request, "albums"))

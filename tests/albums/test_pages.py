@@ -223,3 +223,57 @@ async def test_album_rows_survive_a_refused_password_change(client, backend, mak
         assert resp.status == 422, bad
     async with client.server.app[ENGINE].connect() as conn:
         assert (await conn.execute(select(albums))).all() == before
+
+
+@pytest.mark.tiers(*ACCOUNT_TIERS)
+async def test_the_owner_manages_an_album_from_its_page(client, backend, make_user):
+    owner = await make_user()
+    img = await uploaded(client, owner, image_bytes())
+    album = await new_album(client, owner, title="Before")
+    await client.put(f"/api/albums/{album['id']}/images", json={"image_ids": [img["id"]]}, headers=owner.auth)
+    assert (await browser_login(client, owner.username, owner.password)).status == 303
+    listing = await client.get("/albums")
+    assert listing.status == 200 and f'href="/a/{album["id"]}"' in await listing.text()
+    page = await client.get(f"/a/{album['id']}")
+    token = csrf_of(await page.text())
+    assert 'data-testid="album-settings"' in await page.text()
+    form = {"csrf_token": token, "title": "After", "description": "d", "visibility": "unlisted", "password": "pw"}
+    resp = await client.post(f"/a/{album['id']}/settings", data=form, allow_redirects=False)
+    assert resp.status == 303
+    async with client.server.app[ENGINE].connect() as conn:
+        row = (await conn.execute(select(albums.c.title, albums.c.visibility, albums.c.password_hash))).one()
+    assert row[0] == "After" and row[1] == "unlisted" and row[2].startswith("$2")
+    _status, body, _ = await crawl(client, backend, album["page_url"])
+    assert 'data-testid="album-password-form"' in body.decode() and "album-settings" not in body.decode()
+    form = {"csrf_token": token, "title": "After", "visibility": "unlisted", "remove_password": "1"}
+    assert (await client.post(f"/a/{album['id']}/settings", data=form, allow_redirects=False)).status == 303
+    # no owner controls for anyone else
+    status, body, _ = await crawl(client, backend, album["page_url"])
+    assert status == 200 and "After" in body.decode() and "album-settings" not in body.decode()
+    resp = await client.post(f"/a/{album['id']}/delete", data={"csrf_token": token}, allow_redirects=False)
+    assert resp.status == 303
+    assert (await client.get(f"/api/albums/{album['id']}", headers=owner.auth)).status == 404
+    assert (await client.get(f"/api/images/{img['id']}", headers=owner.auth)).status == 200
+
+
+@pytest.mark.tiers(*ACCOUNT_TIERS)
+async def test_someone_else_cannot_change_or_delete_an_album_from_the_page(client, backend, make_user):
+    owner, other = await make_user(), await make_user()
+    album = await new_album(client, owner, title="Mine", visibility="public")
+    async with client.server.app[ENGINE].connect() as conn:
+        before = (await conn.execute(select(albums))).all()
+    assert (await browser_login(client, other.username, other.password)).status == 303
+    page = await client.get(f"/a/{album['id']}")
+    text = await page.text()
+    assert page.status == 200 and "album-settings" not in text and "album-delete" not in text
+    token = csrf_of(text)
+    form = {"csrf_token": token, "title": "pwned", "visibility": "private"}
+    assert (await client.post(f"/a/{album['id']}/settings", data=form, allow_redirects=False)).status == 404
+    resp = await client.post(f"/a/{album['id']}/delete", data={"csrf_token": token}, allow_redirects=False)
+    assert resp.status == 404
+    # the owner's own form needs its CSRF token too
+    assert (await browser_login(client, owner.username, owner.password)).status == 303
+    resp = await client.post(f"/a/{album['id']}/settings", data={"title": "x"}, allow_redirects=False)
+    assert resp.status == 403
+    async with client.server.app[ENGINE].connect() as conn:
+        assert (await conn.execute(select(albums))).all() == before
