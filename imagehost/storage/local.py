@@ -12,14 +12,23 @@ import hashlib
 import hmac
 import os
 import time
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, ClassVar
 from urllib.parse import urlencode
 
 from ..db import new_id
-from .base import InvalidKey, ObjectChanged, ObjectInfo, ObjectNotFound, PresignedPut, StorageError, check_key
+from .base import (
+    READ_CHUNK,
+    InvalidKey,
+    ObjectChanged,
+    ObjectInfo,
+    ObjectNotFound,
+    PresignedPut,
+    StorageError,
+    check_key,
+)
 
 EXT_TYPES = {
     "jpg": "image/jpeg",
@@ -127,6 +136,29 @@ class LocalStorage:
             raise ObjectNotFound(key) from exc
         except OSError as exc:
             raise StorageError(str(exc)) from exc
+
+    async def read_stream(self, key: str, chunk_size: int = READ_CHUNK) -> AsyncIterator[bytes]:
+        path = self.path(key)
+        loop = asyncio.get_running_loop()
+        try:
+            # Once open, the file reads to its end even if the object is deleted meanwhile
+            # (an unlinked file lives on while open): one version, whole.
+            fh = await loop.run_in_executor(None, open, path, "rb")
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(key) from exc
+        except OSError as exc:
+            raise StorageError(str(exc)) from exc
+        try:
+            while True:
+                try:
+                    chunk = await loop.run_in_executor(None, fh.read, chunk_size)
+                except OSError as exc:
+                    raise StorageError(str(exc)) from exc
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            fh.close()
 
     async def copy(self, src: str, dst: str, content_type: str) -> None:
         s, d = self.path(src), self.path(dst)
