@@ -21,6 +21,7 @@ import zipfile
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 from _harness import RssSampler, Server, imagehost, moto_server, session
 
@@ -69,13 +70,13 @@ def seed(server: Server, files: int, size: int, put: Callable[[str, bytes], None
     return files * size
 
 
-async def download(server: Server, dest: Path) -> tuple[int, int, float, int, int]:
+async def download(server: Server, fh: BinaryIO) -> tuple[int, int, float, int, int]:
     """(announced length, bytes received, seconds, idle RSS kB, peak RSS kB)."""
     headers = {"Authorization": f"Bearer {server.api_key}"}
     idle = server.rss_kb()[0]
     async with session(1) as s:
         t0 = time.perf_counter()
-        with RssSampler(server.pid) as rss, open(dest, "wb") as fh:
+        with RssSampler(server.pid) as rss:
             async with s.get(f"{server.base}/api/export", headers=headers) as resp:
                 assert resp.status == 200, resp.status
                 announced = int(resp.headers["Content-Length"])
@@ -124,7 +125,8 @@ def run(storage: str, files: int, size: int) -> None:
             print(f"[{storage}] seeded {files} originals, {total / 2**20:.0f} MiB, in {time.perf_counter() - t0:.1f} s")
             with tempfile.TemporaryDirectory(prefix="export-bench-") as tmp:
                 dest = Path(tmp) / "export.zip"
-                announced, received, seconds, idle, peak = asyncio.run(download(server, dest))
+                with open(dest, "wb") as fh:
+                    announced, received, seconds, idle, peak = asyncio.run(download(server, fh))
                 assert received == announced == dest.stat().st_size, (announced, received)
                 check(dest, files)
             print(
