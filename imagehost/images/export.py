@@ -247,7 +247,9 @@ async def zip_response(
     except (ExportBroken, StorageError, RuntimeError) as exc:
         # Headers and part of the body are out: no error answer can follow. Cut the
         # connection short of Content-Length, so the client knows the download failed.
-        logger.bind(request_id=request.get(REQUEST_ID)).warning("export ended early: {}", exc)
+        logger.bind(request_id=request.get(REQUEST_ID)).warning(
+            "export cut short, connection closed: {}: {}", type(exc).__name__, exc
+        )
         if request.transport is not None:
             request.transport.abort()
         return response

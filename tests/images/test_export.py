@@ -233,3 +233,24 @@ def test_content_disposition_keeps_plain_names_and_encodes_others():
     assert content_disposition("Été 2026") == (
         "attachment; filename=\"_t_ 2026.zip\"; filename*=UTF-8''%C3%89t%C3%A9%202026.zip"
     )
+
+
+@pytest.mark.parametrize("change", [b"", b"one byte more"], ids=["shorter", "longer"])
+async def test_an_original_of_another_size_than_promised_fails_the_download(
+    client, backend, storage, make_user, change
+):
+    """An original rewritten meanwhile (the backfill strips older ones in place) no longer
+    has the length promised: the response is cut short rather than made inconsistent."""
+    owner = await make_user()
+    image = await uploaded(client, owner, image_bytes(), "changed.png")
+    stored = backend.read_object(_key(image))
+    replaced = stored[:-1] if not change else stored + change
+
+    async def chunks():
+        yield replaced
+
+    await storage.put_stream(_key(image), chunks(), "image/png", replace=True)
+    resp = await client.get("/api/export", headers=owner.auth)
+    assert resp.status == 200
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await resp.read()
