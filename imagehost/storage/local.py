@@ -140,23 +140,33 @@ class LocalStorage:
     async def read_stream(self, key: str, chunk_size: int = READ_CHUNK) -> AsyncIterator[bytes]:
         path = self.path(key)
         loop = asyncio.get_running_loop()
+
+        def open_and_read() -> tuple[BinaryIO, bytes]:
+            fh = open(path, "rb")  # noqa: SIM115 (closed by the generator below, or here on failure)
+            try:
+                return fh, fh.read(chunk_size)
+            except BaseException:
+                fh.close()
+                raise
+
         try:
             # Once open, the file reads to its end even if the object is deleted meanwhile
-            # (an unlinked file lives on while open): one version, whole.
-            fh = await loop.run_in_executor(None, open, path, "rb")
+            # (an unlinked file lives on while open): one version, whole. Opening and the
+            # first read are one hop to the executor; a short read is the end of a file.
+            fh, chunk = await loop.run_in_executor(None, open_and_read)
         except FileNotFoundError as exc:
             raise ObjectNotFound(key) from exc
         except OSError as exc:
             raise StorageError(str(exc)) from exc
         try:
-            while True:
+            while chunk:
+                yield chunk
+                if len(chunk) < chunk_size:
+                    return
                 try:
                     chunk = await loop.run_in_executor(None, fh.read, chunk_size)
                 except OSError as exc:
                     raise StorageError(str(exc)) from exc
-                if not chunk:
-                    return
-                yield chunk
         finally:
             fh.close()
 
