@@ -10,7 +10,7 @@ Content-Length: the browser shows its own progress and the client can tell a com
 download from a cut one. Each original is read from storage a chunk at a time
 (`Storage.read_stream`) and written to the socket before the next chunk is read, with
 aiohttp's backpressure in between; what is held is one chunk plus, per image, its row
-and its ZIP directory entry (about a kilobyte): flat in the bytes exported, linear in
+and its ZIP directory entry (about 2 KB): flat in the bytes exported, linear in
 the number of images.
 
 zipstream-ng pulls an entry's data from a plain (synchronous) iterable, and storage is
