@@ -270,12 +270,15 @@ async def zip_response(
     try:
         for piece in pieces:
             if piece:
-                batch.append(piece)
-                batched += len(piece)
-                if batched >= WRITE_BATCH:
-                    data = batch[0] if len(batch) == 1 else b"".join(batch)
-                    batch, batched = [], 0
+                big = len(piece) >= WRITE_BATCH  # a chunk of an original: sent as is, not copied
+                if not big:
+                    batch.append(piece)
+                    batched += len(piece)
+                if batch and (big or batched >= WRITE_BATCH):
+                    data, batch, batched = b"".join(batch), [], 0
                     await response.write(data)
+                if big:
+                    await response.write(piece)
                 continue
             asking, feed.asking = feed.asking, None
             if asking is None:
