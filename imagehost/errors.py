@@ -57,6 +57,8 @@ CODES: dict[str, str] = {
     "rate_limited": "Too many attempts; `detail.retry_after` (and the Retry-After header) says when to retry.",
     # 500
     "internal_error": "Something went wrong on the server; `detail.request_id` identifies it in the logs.",
+    # 501
+    "format_not_implemented": "oEmbed: the asked `format` is not implemented (only `json` is).",
     # 503
     "unavailable": "A dependency is down; `detail` names which.",
     "storage_unavailable": "The object storage cannot be reached right now; retry later.",
