@@ -793,17 +793,18 @@ def _operations(settings: Settings) -> dict[tuple[str, str], Op]:
             "What chat apps and other consumers ask for a link's preview (found through the share page's "
             "`<link rel=alternate type=application/json+oembed>`). Public. A `url` that is not a share page of "
             "this server, or the share page of an unknown, deleted or expired image, answers 404. Only "
-            "`format=json` is implemented: any other answers 501, as the oEmbed specification asks. "
+            "`format=json` is served: any other answers 400 `unsupported_format` (the oEmbed specification "
+            "suggests 501; a 5xx would read as a server failure). "
             "`maxwidth`/`maxheight` are not applied (the answer describes the one preview image).",
             auth="public",
             params=(
                 Param("url", {"type": "string"}, "A share page URL (`page_url` of an image).", required=True),
-                Param("format", {"type": "string"}, "`json` (the default); anything else answers 501."),
+                Param("format", {"type": "string"}, "`json` (the default); anything else answers 400."),
                 Param("maxwidth", {"type": "string"}, "Accepted and ignored."),
                 Param("maxheight", {"type": "string"}, "Accepted and ignored."),
             ),
             responses={200: _json(ref("OEmbed"), "The preview.")},
-            errors={404: ("not_found",), 422: ("invalid_input",), 501: ("format_not_implemented",)},
+            errors={400: ("unsupported_format",), 404: ("not_found",), 422: ("invalid_input",)},
         ),
         ("api.preferences", "GET"): Op(
             "getPreferences",

@@ -13,7 +13,7 @@ from . import service
 
 async def oembed(request: web.Request) -> web.Response:
     """`GET /api/oembed?url=<share page>&format=json`: 404 for a URL that is not a live
-    share page of this server; 501 `format_not_implemented` for another format."""
+    share page of this server; 400 `unsupported_format` for another format."""
     data = await service.oembed(request.app[ENV], request.query.get("url"), request.query.get("format"))
     return web.Response(
         text=service.json_text(data),

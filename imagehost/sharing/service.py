@@ -250,8 +250,12 @@ def embed(env: Env, shared: Shared) -> Embed:
 # --------------------------------------------------------------------------- oEmbed
 
 
-class FormatNotImplemented(AppError):
-    status, code, message = 501, "format_not_implemented", "only format=json is implemented"
+class UnsupportedFormat(AppError):
+    """oEmbed's spec answers 501 here; this server answers 400, as for any other bad query
+    parameter (a 5xx would say the server failed, and monitors and the API fuzzing treat
+    it so)."""
+
+    status, code, message = 400, "unsupported_format", "only format=json is served"
 
 
 def share_id(env: Env, url: object) -> str:
@@ -280,7 +284,7 @@ def share_id(env: Env, url: object) -> str:
 async def oembed(env: Env, url: object, fmt: object) -> dict[str, Any]:
     """The oEmbed answer (type `photo`) for a share page of this server."""
     if fmt not in (None, "", "json"):
-        raise FormatNotImplemented(detail={"field": "format", "supported": ["json"]})
+        raise UnsupportedFormat(detail={"field": "format", "supported": ["json"]})
     e = await shared_image(env, share_id(env, url))
     return {
         "version": "1.0",

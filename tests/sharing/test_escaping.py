@@ -24,6 +24,7 @@ async def uploaded(client, user, data: bytes, filename: str) -> dict:
     assert resp.status == 201, await resp.text()
     return await resp.json()
 
+
 HOSTILE_FILENAME = """"><img src=x onerror=alert(1)>{username}'{{7*7}}.png"""
 HOSTILE = {
     "embed_title": """"><script>alert(1)</script> {filename} {filename.__class__} {{7*7}} ' " by {username}""",
@@ -40,9 +41,7 @@ async def test_hostile_settings_and_filenames_come_out_as_text(client, backend, 
     body = await uploaded(client, user, image_bytes(), filename=HOSTILE_FILENAME)
     name = body["filename"]
     assert "<img src=x" in name  # kept as display text; the escaping is the page's job
-    title = (
-        f'"><script>alert(1)</script> {name} {{filename.__class__}} {{{{7*7}}}} \' " by {user.username}'
-    )
+    title = f'"><script>alert(1)</script> {name} {{filename.__class__}} {{{{7*7}}}} \' " by {user.username}'
 
     client.session.cookie_jar.clear()
     page = await client.get(local_path(body["page_url"]))

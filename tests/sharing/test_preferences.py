@@ -174,9 +174,18 @@ def test_values_are_never_expanded_again():
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(-5, "Expired"), (0, "Expired"), (1, "1 min left"), (600, "10 min left"), (3599, "60 min left")]
-    + [(3600, "1 h left"), (86400, "24 h left"), (2 * 86400 - 1, "47 h left"), (2 * 86400, "2 d left")]
-    + [(30 * 86400, "30 d left")],
+    [
+        (-5, "Expired"),
+        (0, "Expired"),
+        (1, "1 min left"),
+        (600, "10 min left"),
+        (3599, "60 min left"),
+        (3600, "1 h left"),
+        (86400, "24 h left"),
+        (2 * 86400 - 1, "47 h left"),
+        (2 * 86400, "2 d left"),
+        (30 * 86400, "30 d left"),
+    ],
 )
 def test_time_left_reads_like_the_gallery_says_it(seconds, text):
     now = datetime(2025, 1, 31, 12, 0, tzinfo=UTC)

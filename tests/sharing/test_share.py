@@ -159,13 +159,15 @@ async def test_oembed_refuses_urls_that_are_not_share_pages_of_this_server(clien
     assert await snapshot(client, backend) == before
 
 
-async def test_oembed_formats_other_than_json_are_not_implemented(client, backend, make_user):
+async def test_oembed_formats_other_than_json_are_refused(client, backend, make_user):
+    """400, not the 501 the oEmbed specification suggests: a 5xx reads as a failure."""
     user = await make_user()
     body = await uploaded(client, user)
-    resp = await client.get("/api/oembed", params={"url": body["page_url"], "format": "xml"})
-    assert resp.status == 501
-    answer = await resp.json()
-    assert answer["code"] == "format_not_implemented" and answer["detail"]["supported"] == ["json"]
+    for fmt in ("xml", "JSON", "json "):
+        resp = await client.get("/api/oembed", params={"url": body["page_url"], "format": fmt})
+        assert resp.status == 400
+        answer = await resp.json()
+        assert answer["code"] == "unsupported_format" and answer["detail"]["supported"] == ["json"]
     missing = await client.get("/api/oembed")
     assert missing.status == 422 and (await missing.json())["detail"]["field"] == "url"
 
