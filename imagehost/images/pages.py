@@ -22,6 +22,9 @@ async def gallery(request: web.Request) -> web.Response:
     rows, nxt, total = await service.listing(env, user.id, request.query.get("cursor"), PAGE_SIZE)
     used = user.storage_used_bytes  # loaded with the caller by the identity middleware, this request
     default_expiry = (await sharing.preferences(env, user.id)).default_expiry_seconds
+    expiry_choices = sharing.expiry_choices(env, default_expiry)  # the uploader's picker
+    if default_expiry not in {seconds for seconds, _label in expiry_choices}:
+        default_expiry = None  # the limits changed since it was set: start at "Never"
     settings = env.settings
     return await render(
         request,
@@ -36,7 +39,7 @@ async def gallery(request: web.Request) -> web.Response:
             "next_cursor": nxt.encode() if nxt else None,
             "max_upload_bytes": settings.max_upload_bytes,
             "allowed_types": list(settings.allowed_image_types),
-            "expiry_choices": sharing.expiry_choices(env, default_expiry),  # the uploader's picker
+            "expiry_choices": expiry_choices,
             "default_expiry": default_expiry,
         },
     )

@@ -70,9 +70,11 @@ def sharex_config(env: Env, api_key: str, link: str = "direct", expiry_seconds: 
 
 async def sharex_file(env: Env, user_id: str, link: str = "direct") -> tuple[str, str]:
     """A new "ShareX" key for the user and the `.sxcu` text holding it, with its file name."""
-    prefs = await sharing.preferences(env, user_id)
+    expiry = (await sharing.preferences(env, user_id)).default_expiry_seconds
+    if expiry is not None and not env.settings.expiry_min_seconds <= expiry <= env.settings.expiry_max_seconds:
+        expiry = None  # the limits changed since it was set: every upload would be refused
     _key, secret = await accounts.create_api_key(env, user_id, SHAREX_KEY_NAME)
-    body = json.dumps(sharex_config(env, secret, link, prefs.default_expiry_seconds), indent=2) + "\n"
+    body = json.dumps(sharex_config(env, secret, link, expiry), indent=2) + "\n"
     host = re.sub(r"[^A-Za-z0-9.-]+", "-", urlsplit(env.settings.public_base_url).netloc).strip("-") or "imagehost"
     return body, f"imagehost-{host}.sxcu"
 

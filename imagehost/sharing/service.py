@@ -135,11 +135,12 @@ async def update_preferences(env: Env, user_id: str, body: dict[str, Any]) -> Pr
 
 def expiry_choices(env: Env, default: int | None) -> list[tuple[int | None, str]]:
     """The uploader's choices within the server's limits, with the user's default among
-    them (it may be any allowed number of seconds, set through the API)."""
+    them (it may be any allowed number of seconds, set through the API; one the limits no
+    longer allow is left out, and the picker starts at "Never")."""
     s = env.settings
     low, high = s.expiry_min_seconds, s.expiry_max_seconds
     choices = [(v, label) for v, label in EXPIRY_CHOICES if v is None or low <= v <= high]
-    if default is not None and default not in {v for v, _ in choices}:
+    if default is not None and low <= default <= high and default not in {v for v, _ in choices}:
         choices.append((default, duration(default)))
         choices.sort(key=lambda c: -1 if c[0] is None else c[0])
     return choices

@@ -10,8 +10,11 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+from sqlalchemy import update
 
 from imagehost.db import utcnow
+from imagehost.tables import users
+from imagehost.typedefs import ENGINE
 from tests.support.uploads import image_bytes
 
 from .test_sharex import resolve
@@ -70,3 +73,15 @@ async def test_an_unknown_link_kind_is_refused_and_makes_no_key(client, backend,
         answer = await resp.json()
         assert resp.status == 422 and answer["code"] == "invalid_input" and answer["detail"]["field"] == "link"
     assert await db_count("api_keys", user_id=user.id) == keys
+
+
+@pytest.mark.parametrize("settings_overrides", [{"expiry_max_seconds": 86400}])
+async def test_a_default_the_limits_no_longer_allow_is_not_sent(client, backend, make_user, settings_overrides):
+    """Set while the server allowed 7 days, now it allows 1: a file sending it would have
+    every upload refused, so it sends none."""
+    user = await make_user()
+    async with client.server.app[ENGINE].begin() as conn:
+        await conn.execute(update(users).where(users.c.id == user.id).values(default_expiry_seconds=604800))
+    config = await _sxcu(client, user)
+    assert "X-Expires-In" not in config["Headers"]
+    assert (await _upload_as_sharex(client, config))["expires_at"] is None

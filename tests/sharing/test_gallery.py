@@ -7,7 +7,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy import update
 
+from imagehost.tables import users
+from imagehost.typedefs import ENGINE
 from tests.support.accounts import logged_in_token
 from tests.support.uploads import image_bytes, upload, uploaded
 
@@ -78,3 +81,13 @@ async def test_expiring_images_show_their_time_left_on_the_tile_and_the_detail_p
     assert inputs["link-page"] == expiring["page_url"]
     plain = await (await client.get(f"/images/{forever['id']}")).text()
     assert "time-left" not in plain
+
+
+@pytest.mark.parametrize("settings_overrides", [{"expiry_max_seconds": 86400}])
+async def test_a_default_the_limits_no_longer_allow_is_not_offered(client, backend, make_user, settings_overrides):
+    user = await make_user()
+    async with client.server.app[ENGINE].begin() as conn:
+        await conn.execute(update(users).where(users.c.id == user.id).values(default_expiry_seconds=604800))
+    await logged_in_token(client, user)
+    picker = _picker(await (await client.get("/gallery")).text())
+    assert picker == [("", True), ("600", False), ("3600", False), ("86400", False)]
