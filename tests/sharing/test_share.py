@@ -7,9 +7,11 @@ from __future__ import annotations
 import io
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from PIL import Image
 from sqlalchemy import update
 
+from imagehost.images import pipeline, store
 from imagehost.tables import images
 from imagehost.typedefs import ENGINE, ENV
 from tests.images.test_expiry import _age
@@ -184,3 +186,28 @@ async def test_the_share_page_sets_no_one_elses_time_and_asks_not_to_be_indexed(
     assert inputs["link-page"] == body["page_url"] and inputs["link-url"] == body["public_url"]
     assert set(inputs) == {"link-url", "link-page", "link-markdown", "link-html", "link-bbcode"}
     assert urlsplit(body["deletion_url"]).path not in html
+
+
+@pytest.mark.tiers("sqlite-local")
+async def test_the_backfill_records_the_display_sizes_dimensions_too(client, backend, make_user):
+    """An image from before the pipeline gets its display size from the backfill, and the
+    preview then points at it with its own dimensions."""
+    user = await make_user()
+    body = await uploaded(client, user, image_bytes("PNG", (2400, 1200)))
+    env = client.server.app[ENV]
+    await env.background.drain()
+    async with client.server.app[ENGINE].begin() as conn:
+        row = await store.get(conn, body["id"])
+        assert row is not None and row.display_key and row.thumb_key
+        for key in (row.thumb_key, row.display_key):
+            await env.storage.delete(key)
+        await conn.execute(
+            update(images).values(
+                thumb_key=None, display_key=None, display_width=None, display_height=None, pipeline_version=0
+            )
+        )
+    assert await pipeline.backfill(env) == {"processed": 1, "failed": 0}
+    data = await (await client.get("/api/oembed", params={"url": body["page_url"]})).json()
+    got = await (await client.get(f"/api/images/{body['id']}", headers=user.auth)).json()
+    assert data["url"] == got["display_url"] != got["public_url"]
+    assert (data["width"], data["height"]) == (2048, 1024)
