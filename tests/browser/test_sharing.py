@@ -21,7 +21,7 @@ def _my_images(page) -> list[dict]:
     return page.evaluate("fetch('/api/images/').then((r) => r.json())")["images"]
 
 
-def test_the_expiry_picker_and_the_share_page_link(browser: Browser, local_server):
+def test_the_expiry_picker_and_the_share_page_link(browser: Browser, local_server, artifacts):
     ctx = new_context(browser, local_server.base_url)
     page = ctx.new_page()
     errors: list[str] = []
@@ -82,6 +82,7 @@ def test_the_expiry_picker_and_the_share_page_link(browser: Browser, local_serve
     status, body, _ = fetch(oembed)
     assert status == 200 and json.loads(body)["url"] == og_image
     expect(stranger.get_by_test_id("link-page")).to_have_value(copied)
+    stranger.screenshot(path=str(artifacts / "share-page.png"), full_page=True)
     stranger.context.close()
 
     # A default expiry set on the sharing page (a plain form) is where the picker starts.
@@ -89,6 +90,7 @@ def test_the_expiry_picker_and_the_share_page_link(browser: Browser, local_serve
     page.get_by_label("Delete my uploads after").select_option(label="1 day")
     page.get_by_test_id("save").click()
     expect(page.get_by_test_id("saved")).to_be_visible()
+    page.screenshot(path=str(artifacts / "sharing-settings.png"), full_page=True)
     page.goto("/gallery")
     expect(page.get_by_test_id("expiry")).to_have_value("86400")
     assert not errors, errors
