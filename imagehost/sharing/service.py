@@ -28,9 +28,9 @@ from ..errors import AppError, NotFound, Unprocessable
 from ..images import service as images
 from ..images.store import DERIVATIVE_TYPE
 from . import store
-from .store import PREFERENCE_FIELDS, Preferences, Shared
+from .store import Preferences, Shared
 
-__all__ = ["PREFERENCE_FIELDS", "Preferences"]  # the pages read the field names here
+PREFERENCE_FIELDS = store.PREFERENCE_FIELDS  # the settings' names (the form's fields too)
 
 SITE_NAME = "imagehost"  # the default site name (the pages' own, web/context.py)
 DEFAULT_TITLE = "{filename}"
