@@ -16,6 +16,8 @@ from .images import files as images_files
 from .images import pages as images_pages
 from .integrations import api as integrations_api
 from .integrations import pages as integrations_pages
+from .sharing import api as sharing_api
+from .sharing import pages as sharing_pages
 from .typedefs import Handler
 from .web import pwa
 from .web.assets import static_handler
@@ -86,6 +88,17 @@ def setup_routes(app: web.Application, storage_routes: dict[str, str]) -> None:
     add("flameshot_script", "/integrations/flameshot.sh", GET=integrations_pages.flameshot_download)
     add("flameshot_key", "/integrations/flameshot-key", POST=integrations_pages.flameshot_key)
     add("api.sharex", "/api/sharex.sxcu", GET=integrations_api.sharex_download)
+
+    # Sharing: the public share page, its oEmbed, and the embed settings
+    add("share", "/v/{id}", GET=sharing_pages.share_page)
+    add("api.oembed", "/api/oembed", GET=sharing_api.oembed)
+    add("account_sharing", "/account/sharing", GET=sharing_pages.sharing_get, POST=sharing_pages.sharing_post)
+    add(
+        "api.preferences",
+        "/api/account/preferences",
+        GET=sharing_api.get_preferences,
+        PATCH=sharing_api.patch_preferences,
+    )
 
     # The API described (openapi.py, apidocs.py) and the metrics (metrics.py)
     add("api.openapi", "/api/openapi.json", GET=openapi.openapi_json)
