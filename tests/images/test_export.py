@@ -3,16 +3,22 @@ metadata as one ZIP, with its exact length announced, from either storage backen
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import json
+import os
 import zipfile
 
 import aiohttp
 import pytest
+from sqlalchemy import update
 
 from imagehost.db import utcnow
 from imagehost.images.export import archive_names, content_disposition, safe_name
 from imagehost.images.store import ACTIVE, ImageRow
+from imagehost.tables import images
+from imagehost.typedefs import ENGINE
 from tests.images.test_expiry import _age
 from tests.support.accounts import logged_in_token
 from tests.support.uploads import error_of, image_bytes, png_of_size, snapshot, upload, uploaded
@@ -254,3 +260,39 @@ async def test_an_original_of_another_size_than_promised_fails_the_download(
     assert resp.status == 200
     with pytest.raises(aiohttp.ClientPayloadError):
         await resp.read()
+
+
+@pytest.mark.tiers("sqlite-local", "pg-local")
+async def test_a_client_that_leaves_mid_export_leaves_no_open_file(client, backend, storage, make_user):
+    owner = await make_user()
+    image = await uploaded(client, owner, image_bytes(), "big.png")
+    key = _key(image)
+    big = os.urandom(24 * 1024 * 1024)  # far more than the sockets' buffers hold
+
+    async def chunks():
+        yield big
+
+    await storage.put_stream(key, chunks(), "image/png", replace=True)
+    async with client.server.app[ENGINE].begin() as conn:
+        await conn.execute(update(images).where(images.c.id == image["id"]).values(size_bytes=len(big)))
+    path = str(backend.settings.local_storage_path / key)
+
+    def open_files() -> list[str]:
+        found = []
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(FileNotFoundError):  # closed since it was listed
+                if os.readlink(f"/proc/self/fd/{fd}") == path:
+                    found.append(path)
+        return found
+
+    resp = await client.get("/api/export", headers=owner.auth)
+    assert resp.status == 200
+    await resp.content.readexactly(1024 * 1024)
+    assert open_files() == [path]  # the server is reading it
+    resp.close()  # the client goes away mid-entry
+    deadline = asyncio.get_running_loop().time() + 10
+    # No event says the server saw the hang-up: it notices at its next write. Poll.
+    while open_files() and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    assert open_files() == []
+    assert (await client.get("/api/images/", headers=owner.auth)).status == 200
