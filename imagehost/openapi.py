@@ -756,6 +756,35 @@ def _operations(settings: Settings) -> dict[tuple[str, str], Op]:
             responses={204: {"description": "Deleted."}},
             errors={404: ("not_found",)},
         ),
+        ("api.export", "GET"): Op(
+            "exportImages",
+            "Images",
+            "Download all your images as a ZIP",
+            "Every live image of the caller (not expired ones, never another user's), streamed as one "
+            "uncompressed ZIP: the originals under `images/` (names made safe and unique: `name.png`, "
+            "`name (2).png`) and `metadata.json` (each image's JSON as this API answers it, plus its `path` "
+            "in the archive). The length is known before the first byte and sent as Content-Length. If an "
+            "image disappears while the archive is written, the connection is closed short of that length: "
+            "a failed download, never a wrong archive; try again.",
+            responses={
+                200: {
+                    "description": "The ZIP archive.",
+                    "headers": {
+                        "Content-Disposition": {
+                            "description": 'attachment; filename="imagehost-export-<username>-<YYYY-MM-DD>.zip"',
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                        "Content-Length": {
+                            "description": "The archive's exact length.",
+                            "required": True,
+                            "schema": {"type": "integer", "minimum": 22},
+                        },
+                    },
+                    "content": {"application/zip": {"schema": binary}},
+                }
+            },
+        ),
         ("upload_put", "PUT"): Op(
             "putSignedUpload",
             "Images",

@@ -75,6 +75,7 @@ def setup_routes(app: web.Application, storage_routes: dict[str, str]) -> None:
     add("api.images", "/api/images/", GET=images_api.list_images)
     add("api.images_noslash", "/api/images", GET=images_api.list_images)
     add("api.image", "/api/images/{id}", GET=images_api.get_image, DELETE=images_api.delete_image)
+    add("api.export", "/api/export", GET=images_api.export_all)
 
     # Images: what the storage backend needs the app to serve (the local folder's bytes
     # at /i/<key> and its signed PUTs; nothing for a bucket)

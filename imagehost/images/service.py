@@ -639,6 +639,12 @@ async def listing(
         return await store.list_for_owner(conn, owner_id, cursor, limit)
 
 
+async def everything_of(env: Env, owner_id: str) -> list[ImageRow]:
+    """All of the owner's live images, oldest first: what an export of everything holds."""
+    async with env.engine.connect() as conn:
+        return await store.all_live_for_owner(conn, owner_id)
+
+
 async def owned_image(env: Env, owner_id: str, image_id: str) -> ImageRow:
     """The owner's active image, or 404 (for another user's image too)."""
     async with env.engine.connect() as conn:

@@ -431,6 +431,12 @@ async def list_for_owner(
     return page, nxt, total
 
 
+async def all_live_for_owner(conn: AsyncConnection, owner_id: str) -> list[ImageRow]:
+    """Every live image of the owner, oldest first (an export's list: taken once, at its start)."""
+    q = select(*_COLS).where(images.c.owner_id == owner_id, _live()).order_by(images.c.created_at, images.c.id)
+    return [_image_row(r) for r in await conn.execute(q)]
+
+
 async def count_for_owner(conn: AsyncConnection, owner_id: str) -> int:
     return (await conn.execute(select(users.c.image_count).where(users.c.id == owner_id))).scalar() or 0
 
