@@ -18,6 +18,7 @@ BENCHES = [
     ["search_images.py"],
     ["serve_image.py"],
     ["login.py"],
+    ["export_memory.py"],
 ]
 
 

@@ -19,6 +19,12 @@ users = Table(
     Column("storage_used_bytes", BigInteger, nullable=False),
     Column("created_at", DateTime, nullable=False),
     Column("image_count", Integer, nullable=False, server_default="0"),  # active images (0003)
+    # embed settings and default expiry (0008_sharing)
+    Column("embed_title", String(200), nullable=True),
+    Column("embed_description", String(500), nullable=True),
+    Column("embed_site_name", String(100), nullable=True),
+    Column("embed_color", String(7), nullable=True),
+    Column("default_expiry_seconds", Integer, nullable=True),
 )
 
 api_keys = Table(
@@ -58,6 +64,8 @@ images = Table(
     Column("pipeline_version", Integer, nullable=False, default=0),
     Column("pipeline_attempts", Integer, nullable=False, default=0),
     Column("expire_after_seconds", Integer, nullable=True),
+    Column("display_width", Integer, nullable=True),  # the display size's own (0008_sharing)
+    Column("display_height", Integer, nullable=True),
 )
 
 storage_orphans = Table(

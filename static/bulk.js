@@ -20,6 +20,7 @@ function refresh() {
   const tiles = selected();
   for (const box of boxes()) box.closest('.tile').classList.toggle('is-selected', box.checked);
   bar.hidden = tiles.length === 0;
+  document.getElementById('main').classList.toggle('is-selecting', tiles.length > 0);
   countEl.textContent = `${tiles.length} selected`;
 }
 
@@ -139,9 +140,14 @@ async function addToAlbum(event) {
 
 const ACTIONS = { delete: remove, album: openAlbums, copy, clear };
 
-/** Take over from gallery.js's first-use hook: `event` is the click (or Enter) that
- * loaded this module; `stats(deltaCount, deltaBytes)` keeps the gallery's counts. */
+let started = false;
+
+/** Take over from gallery.js's first-use hook (it calls this on every click or key on a
+ * tile's checkbox; only the first one starts). `stats(deltaCount, deltaBytes)` keeps the
+ * gallery's counts. */
 export function init(event, stats) {
+  if (started) return;
+  started = true;
   updateStats = stats;
   const css = document.createElement('link');
   css.rel = 'stylesheet';

@@ -18,6 +18,7 @@ const rowTemplate = document.getElementById('upload-row-template');
 const tray = $('[data-tray]');
 const uploadList = $('[data-upload-list]');
 const clearButton = $('[data-clear-uploads]');
+const picker = $('[data-expiry]');
 
 const config = main.dataset;
 const maxBytes = Number(config.maxUploadBytes) || 0;
@@ -25,9 +26,8 @@ const quota = Number(config.quotaBytes) || 0;
 const allowedTypes = (config.allowedTypes || '').split(',').map((t) => t.trim().toLowerCase()).filter(Boolean);
 const stats = { total: Number(config.total) || 0, used: Number(config.usedBytes) || 0 };
 let cursor = config.nextCursor || '';
-const qs = config.q ? `&q=${encodeURIComponent(config.q)}` : '';
 
-// ---------------------------------------------------------------- helpers
+// -- helpers
 
 /** Same style as Jinja's filesizeformat, which the server uses. */
 export function humanSize(bytes) {
@@ -79,6 +79,7 @@ function renderTile(image) {
   Object.assign(tile.dataset, {
     imageId: id,
     url: image.public_url || '',
+    pageUrl: image.page_url || '',
     filename: image.filename || '',
     width: image.width || '',
     height: image.height || '',
@@ -96,6 +97,7 @@ function renderTile(image) {
   }
   img.src = image.thumbnail_url || image.public_url;
   tile.querySelector('[data-animated]').hidden = !image.animated; // the thumbnail is its first frame
+  if (image.expires_at) import('./expiry.js').then((m) => m.show(tile, image.expires_at));
   img.alt = image.filename || '';
   const name = tile.querySelector('.tile-name');
   name.id = `tile-name-${id}`;
@@ -108,10 +110,10 @@ function renderTile(image) {
 
 function tileImage(tile) {
   const d = tile.dataset;
-  return { id: d.imageId, public_url: d.url, filename: d.filename, width: d.width, height: d.height };
+  return { id: d.imageId, public_url: d.url, page_url: d.pageUrl, filename: d.filename, width: d.width, height: d.height };
 }
 
-// ------------------------------------------------------------ copy + delete
+// -- copy + delete
 
 // A tile's copy items need JavaScript, so the page carries them once and a tile's menu
 // gets them as it first opens (the server-rendered menu works without: open, delete).
@@ -179,7 +181,7 @@ document.addEventListener('submit', async (event) => {
   announce(`Deleted ${source.filename}`);
 });
 
-// ------------------------------------------------------------------ uploads
+// -- uploads
 
 /** Where to PUT: a signed URL on the app itself (local storage) goes to the origin this
  * page came from, which is the same server even when the page was opened under another
@@ -285,6 +287,7 @@ async function upload(job) {
       filename: file.name,
       content_type: file.type || 'application/octet-stream',
       size_bytes: file.size,
+      expires_in: picker.value || undefined,
     });
     setRow(job, 'active', 'Uploading…');
     await putFile(ticket, file, (fraction) => { job.progress.value = Math.round(fraction * 100); });
@@ -441,7 +444,7 @@ function initUploads() {
   });
 }
 
-// ----------------------------------------------------------- share target
+// -- share target
 
 /** Files shared from another app (the manifest's share_target): the service worker
  * receives the POST and hands the files to this page, which shows them and uploads
@@ -520,7 +523,7 @@ async function receiveShared() {
   box.focus(); // the question, read out; the Upload button takes a deliberate press
 }
 
-// ---------------------------------------------------------------- load more
+// -- load more
 
 function initLoadMore() {
   const link = $('[data-load-more]');
@@ -534,7 +537,7 @@ function initLoadMore() {
     const label = link.textContent;
     link.textContent = 'Loading…';
     try {
-      const page = await api('GET', `${route('api.images')}?cursor=${encodeURIComponent(cursor)}&limit=50${qs}`);
+      const page = await api('GET', `${route('api.images')}?cursor=${encodeURIComponent(cursor)}&limit=50`);
       let first = null;
       for (const image of page.images || []) {
         if (findTile(String(image.id))) continue;
@@ -545,7 +548,7 @@ function initLoadMore() {
       cursor = page.next_cursor || '';
       main.dataset.nextCursor = cursor;
       if (cursor) {
-        link.href = `${route('gallery')}?cursor=${encodeURIComponent(cursor)}${qs}`;
+        link.href = `${route('gallery')}?cursor=${encodeURIComponent(cursor)}`;
       } else {
         link.closest('.more').remove();
         (first ? first.querySelector('.tile-link') : main).focus();
@@ -561,14 +564,10 @@ function initLoadMore() {
   });
 }
 
-// Selection and bulk actions: bulk.js, on first use
-const ev = ['click', 'keydown'];
-const bulk = (e) => {
-  if (!e.target.matches('[data-select]') || (e.key && e.key !== 'Enter')) return;
-  for (const t of ev) document.removeEventListener(t, bulk);
-  import('./bulk.js').then((m) => m.init(e, updateStats));
-};
-for (const t of ev) document.addEventListener(t, bulk);
+// -- bulk actions: bulk.js, on first use of a tile's checkbox
+for (const t of ['click', 'keydown']) {
+  addEventListener(t, (e) => e.target.matches('[data-select]') && import('./bulk.js').then((m) => m.init(e, updateStats)));
+}
 
 if (grid && tileTemplate && rowTemplate && uploadList && tray) {
   initTray();
@@ -576,3 +575,5 @@ if (grid && tileTemplate && rowTemplate && uploadList && tray) {
   initLoadMore();
   receiveShared();
 }
+// Time left of expiring images (static/expiry.js).
+if ($('[data-expires-at]:not([hidden])')) import('./expiry.js');

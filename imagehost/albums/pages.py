@@ -44,10 +44,10 @@ async def _remember(request: web.Request, shown: service.Shown) -> None:
 
 def _meta(request: web.Request, shown: service.Shown) -> dict[str, Any]:
     env = request.app[ENV]
-    cover = shown.view.cover
     meta: dict[str, Any] = {"url": env.url("album_page", id=shown.view.album.id), "image": None}
-    if cover is not None:
-        key, width, height, ctype = service.display_of(cover)
+    display = service.display_of(shown.view)
+    if display is not None:
+        key, width, height, ctype = display
         meta["image"] = {"url": env.storage.public_url(key), "width": width, "height": height, "type": ctype}
     return meta
 

@@ -26,7 +26,6 @@ from .store import VISIBILITIES, AlbumRow
 
 MAX_TITLE, MAX_DESCRIPTION, MAX_PASSWORD = 200, 2000, 1024
 MAX_IMAGES_PER_CALL = 500
-DISPLAY_SIZE = 2048  # images/derivatives.py: the display size's longest side
 FIELDS = {"title", "description", "visibility", "password", "cover_image_id"}
 
 
@@ -72,16 +71,18 @@ def _unknown_fields(data: dict[str, Any], allowed: set[str]) -> None:
 class AlbumView:
     album: AlbumRow
     cover: ImageRow | None
+    cover_display: tuple[int, int] | None = None  # the cover's display size's own dimensions, when known
 
 
-def display_of(row: ImageRow) -> tuple[str, int | None, int | None, str]:
-    """An image's display size: the object key, width, height and type (the original
-    when it needs none)."""
-    if row.display_key is None:
-        return row.storage_key, row.width, row.height, row.content_type
-    w, h = row.width or 0, row.height or 0
-    scale = min(1.0, DISPLAY_SIZE / max(w, h, 1))
-    return row.display_key, max(1, round(w * scale)), max(1, round(h * scale)), DERIVATIVE_TYPE
+def display_of(view: AlbumView) -> tuple[str, int | None, int | None, str] | None:
+    """The cover's display size: the object key, width, height and type; the original
+    when there is none or its dimensions are unknown (as the share page does)."""
+    row = view.cover
+    if row is None:
+        return None
+    if row.display_key is not None and view.cover_display is not None:
+        return row.display_key, view.cover_display[0], view.cover_display[1], DERIVATIVE_TYPE
+    return row.storage_key, row.width, row.height, row.content_type
 
 
 def album_json(env: Env, view: AlbumView) -> dict[str, Any]:
@@ -103,8 +104,12 @@ def album_json(env: Env, view: AlbumView) -> dict[str, Any]:
 
 
 async def _views(conn: Any, rows: list[AlbumRow]) -> list[AlbumView]:
-    covers = await images_store.get_many(conn, [r.cover_id for r in rows if r.cover_id])
-    return [AlbumView(r, covers.get(r.cover_id) if r.cover_id else None) for r in rows]
+    ids = [r.cover_id for r in rows if r.cover_id]
+    covers = await images_store.get_many(conn, ids)
+    sizes = await store.display_sizes(conn, ids)
+    return [
+        AlbumView(r, covers.get(r.cover_id), sizes.get(r.cover_id)) if r.cover_id else AlbumView(r, None) for r in rows
+    ]
 
 
 async def _owned(conn: Any, owner_id: str, album_id: str) -> AlbumRow:

@@ -238,3 +238,11 @@ async def remove_image(conn: AsyncConnection, album_id: str, image_id: str) -> b
 async def is_member(conn: AsyncConnection, album_id: str, image_id: str) -> bool:
     q = select(album_images.c.image_id).where(album_images.c.album_id == album_id, album_images.c.image_id == image_id)
     return (await conn.execute(q)).first() is not None
+
+
+async def display_sizes(conn: AsyncConnection, image_ids: list[str]) -> dict[str, tuple[int, int]]:
+    """The display size's own dimensions of these images, where the pipeline recorded them."""
+    if not image_ids:
+        return {}
+    q = select(images.c.id, images.c.display_width, images.c.display_height).where(images.c.id.in_(image_ids))
+    return {str(r[0]): (int(r[1]), int(r[2])) for r in await conn.execute(q) if r[1] and r[2]}

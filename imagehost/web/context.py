@@ -12,12 +12,22 @@ from aiohttp import web
 from ..accounts.identity import SESSION_COOKIE, csrf_token, current_user, identify
 from ..accounts.store import User
 from ..typedefs import ASSETS, SETTINGS
+from .timeleft import time_left
 
 # The routes the page scripts call, as path templates (`/api/images/{id}`): static/api.js
 # fills them in with `route(name, parts)`, so the scripts build URLs from names too.
 JS_ROUTES = (
-    *("gallery", "image", "image_delete", "api.images", "api.image", "api.upload_url", "api.confirm"),
-    *("api.images_delete", "api.albums", "api.album_images"),  # the gallery's bulk actions (albums)
+    "gallery",
+    "image",
+    "image_delete",
+    "api.images",
+    "api.image",
+    "api.upload_url",
+    "api.confirm",
+    "share",
+    "api.images_delete",
+    "api.albums",
+    "api.album_images",
 )
 
 
@@ -52,6 +62,7 @@ async def page_context(request: web.Request) -> dict[str, Any]:
         # PUBLIC_BASE_URL's origin: the page may be open under another name for this
         # machine, and the scripts send what goes to the app itself to the page's origin.
         "public_origin": f"{public.scheme}://{public.netloc}",
+        "time_left": time_left,  # an expiring image's "5 min left" (web/timeleft.py)
     }
 
 
