@@ -233,6 +233,14 @@ async def remove_image(env: Env, owner_id: str, album_id: str, image_id: str) ->
         await store.touch(conn, album_id)
 
 
+async def images_for_download(env: Env, owner_id: str, album_id: str) -> tuple[AlbumView, list[ImageRow]]:
+    """The owner's album and its live images, oldest first (for `GET /api/albums/{id}/download`
+    with the export's streaming ZIP); 404 for anyone else's album."""
+    async with env.engine.connect() as conn:
+        row = await _owned(conn, owner_id, album_id)
+        return (await _views(conn, [row]))[0], await store.live_images(conn, album_id)
+
+
 # --------------------------------------------------------------------------- the album page
 
 

@@ -20,6 +20,7 @@ from ..accounts.store import User
 from ..db import utcnow
 from ..errors import BadRequest
 from ..images import store as images_store
+from ..images.store import ImageRow
 from ..tables import album_images, albums, images, users
 
 VISIBILITIES = ("private", "unlisted", "public")
@@ -246,3 +247,15 @@ async def display_sizes(conn: AsyncConnection, image_ids: list[str]) -> dict[str
         return {}
     q = select(images.c.id, images.c.display_width, images.c.display_height).where(images.c.id.in_(image_ids))
     return {str(r[0]): (int(r[1]), int(r[2])) for r in await conn.execute(q) if r[1] and r[2]}
+
+
+async def live_images(conn: AsyncConnection, album_id: str) -> list[ImageRow]:
+    """Every live image of the album, oldest first (an album download's list)."""
+    q = (
+        select(*images_store.COLUMNS)
+        .select_from(_members())
+        .where(album_images.c.album_id == album_id, images_store.live())
+        .order_by(images.c.created_at, images.c.id)
+    )
+    n = len(images_store.COLUMNS)
+    return [ImageRow(*r[:n]) for r in await conn.execute(q)]

@@ -228,3 +228,22 @@ async def test_concurrent_adds_of_the_same_images_all_succeed_once(client, backe
     async with client.server.app[ENGINE].connect() as conn:
         rows = (await conn.execute(select(album_images.c.image_id))).scalars().all()
     assert sorted(rows) == sorted(body["image_ids"])
+
+
+@pytest.mark.tiers("sqlite-local", "pg-local")
+async def test_an_albums_images_for_a_download_are_the_owners_live_ones_oldest_first(client, backend, make_user):
+    from imagehost.albums import service
+    from imagehost.errors import NotFound
+    from imagehost.typedefs import ENV
+
+    user, other = await make_user(), await make_user()
+    a, b, c = [await uploaded(client, user, image_bytes(), f"{n}.png") for n in "abc"]
+    album = await new_album(client, user)
+    ids = [c["id"], a["id"], b["id"]]
+    await client.put(f"/api/albums/{album['id']}/images", json={"image_ids": ids}, headers=user.auth)
+    await client.delete(f"/api/images/{b['id']}", headers=user.auth)
+    env = client.server.app[ENV]
+    view, rows = await service.images_for_download(env, user.id, album["id"])
+    assert view.album.id == album["id"] and [r.id for r in rows] == [a["id"], c["id"]]
+    with pytest.raises(NotFound):
+        await service.images_for_download(env, other.id, album["id"])
