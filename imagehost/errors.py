@@ -25,6 +25,8 @@ CODES: dict[str, str] = {
     # 401
     "authentication_required": "No credential was sent: log in, or send `Authorization: Bearer <key or token>`.",
     "invalid_credentials": "The username and password, API key or token are wrong, expired or revoked.",
+    "account_disabled": "The account is disabled by an admin: it cannot sign in, and its sessions, tokens and "
+    "API keys are refused.",
     # 403
     "forbidden": "The caller may not do this.",
     "csrf_failed": "A cookie-authenticated request failed the CSRF check (origin or token).",

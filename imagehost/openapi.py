@@ -728,9 +728,12 @@ def _shared_errors(op: Op, method: str) -> dict[int, tuple[str, ...]]:
     shared: dict[int, tuple[str, ...]] = {}
     if op.identified:
         # A malformed, unknown or revoked bearer credential is refused on every identified
-        # route, even one that needs no login; looking it up needs the database.
+        # route, even one that needs no login, and so is any credential of a disabled
+        # account; looking it up needs the database.
         shared[401] = (
-            ("invalid_credentials",) if op.auth == "public" else ("authentication_required", "invalid_credentials")
+            ("invalid_credentials", "account_disabled")
+            if op.auth == "public"
+            else ("authentication_required", "invalid_credentials", "account_disabled")
         )
         shared[503] = ("database_unavailable",)
         if method not in ("GET", "HEAD"):

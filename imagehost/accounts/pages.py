@@ -100,7 +100,11 @@ async def login_post(request: web.Request) -> web.Response:
         return await _login_page(
             request, next_path=next_path, username=shown, status=422, error="Enter your username and password."
         )
-    except Unauthorized:
+    except Unauthorized as exc:
+        if exc.code == "account_disabled":  # only said to someone who knew the password
+            return await _login_page(
+                request, next_path=next_path, username=shown, status=403, error="This account is disabled."
+            )
         return await _login_page(request, next_path=next_path, username=shown, error="Invalid username or password.")
     except TooManyRequests as exc:
         minutes = max(1, -(-int(exc.headers["Retry-After"]) // 60))

@@ -14,9 +14,11 @@ from sqlalchemy.exc import IntegrityError
 from ..db import transaction, utcnow
 from ..env import Env
 from ..errors import AppError, NotFound, TooManyRequests, Unauthorized
+from ..images import service as images
+from ..images import store as image_store
 from . import store, throttle
 from .passwords import dummy_hash_async, hash_password, verify_password
-from .store import ApiKey, User, username_key
+from .store import ADMIN, USER, ApiKey, User, username_key
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{3,50}")
 USERNAME_MAX = 50
@@ -24,6 +26,7 @@ EMAIL_MAX = 254
 PASSWORD_MIN, PASSWORD_MAX = 8, 1024
 KEY_NAME_MAX = 100
 LOGIN_FAILED = "invalid username or password"
+DISABLED = "this account is disabled"
 
 
 class FieldError(AppError):
@@ -113,7 +116,11 @@ def _taken(taken: list[str]) -> RegistrationError:
     return RegistrationError(taken[0], errors[taken[0]], 409, errors)
 
 
-async def register_user(env: Env, username: object, email: object, password: object) -> User:
+async def register_user(
+    env: Env, username: object, email: object, password: object, *, role: str | None = None
+) -> User:
+    """A new account. The first account of an empty instance is its admin; otherwise the
+    role is `role` (default: user)."""
     username, email, password = validate_registration(username, email, password)
     # Hash before looking: a taken and a free username cost the same time.
     hashed = await hash_password(password, env.settings.bcrypt_rounds)
@@ -122,7 +129,8 @@ async def register_user(env: Env, username: object, email: object, password: obj
             taken = await store.taken_fields(conn, username, email)
             if taken:
                 raise _taken(taken)
-            return await store.insert_user(conn, username, email, hashed)
+            first = not await store.has_users(conn)
+            return await store.insert_user(conn, username, email, hashed, ADMIN if first else (role or USER))
     except IntegrityError:  # lost a race with a concurrent registration
         async with env.engine.connect() as conn:
             taken = await store.taken_fields(conn, username, email) or ["username"]
@@ -144,7 +152,8 @@ async def authenticate(env: Env, username: object, password: object, addr: str) 
     Raises FieldError (malformed input), TooManyRequests (throttled; checked before the
     password, so a throttled guess learns nothing) or Unauthorized with one message for
     an unknown user and a wrong password alike; an unknown user is verified against a
-    dummy hash of the same cost, so both take the same time.
+    dummy hash of the same cost, so both take the same time. Only with the right password
+    does a disabled account learn that it is disabled (401 `account_disabled`).
     """
     username, password = clean_login(username, password)
     key = username_key(username)
@@ -159,6 +168,9 @@ async def authenticate(env: Env, username: object, password: object, addr: str) 
     async with transaction(env.engine) as conn:
         if found is not None and ok:
             await throttle.clear_user(conn, key)
+            if found[0].disabled:
+                raise Unauthorized(DISABLED, code="account_disabled")
+            await store.touch_login(conn, found[0].id)
             return found[0]
         await throttle.record_failure(conn, key, addr, now)
     raise Unauthorized(LOGIN_FAILED)
@@ -218,3 +230,43 @@ async def end_session(env: Env, sid: str, cookie_expires_at: datetime) -> None:
     """Revoke a session id until its cookie would have expired anyway."""
     async with transaction(env.engine) as conn:
         await store.revoke(conn, sid, cookie_expires_at, utcnow())
+
+
+async def bump_auth_version(env: Env, user_id: str) -> None:
+    """End every session and JWT of this user at their next request. API keys are not
+    touched: they are revoked one by one on the keys page."""
+    async with transaction(env.engine) as conn:
+        await store.bump_auth_version(conn, user_id)
+
+
+async def set_disabled(env: Env, user_id: str, disabled: bool) -> bool:
+    """Disable (or enable) an account: a disabled account cannot sign in, and its
+    sessions, JWTs and API keys are refused at their next request (the identity
+    middleware reads the user row on every request). Its images stay served."""
+    async with transaction(env.engine) as conn:
+        return await store.set_disabled(conn, user_id, disabled)
+
+
+# --------------------------------------------------------------------------- deleting an account
+
+
+async def delete_user(env: Env, user_id: str) -> bool:
+    """Delete an account with everything it owns, the way an image is deleted: rows
+    first (the account, its keys and sessions end at once), every object recorded in
+    storage_orphans in the same transaction, then the objects; the sweep finishes
+    whatever a crash or storage interrupts. False if there was no such account.
+
+    The user row is locked first (an UPDATE), so an upload of theirs that has not
+    reserved its quota yet waits and then finds no account: it stores nothing. An
+    upload in flight has its pending row removed here; its objects stay recorded until
+    the row would have expired, so whatever it still writes is swept, and the upload
+    itself fails at activation and deletes what it wrote (`pending_upload`)."""
+    async with transaction(env.engine) as conn:
+        if not await store.bump_auth_version(conn, user_id):  # takes the row's write lock
+            return False
+        removed = await image_store.remove_for_owner(conn, user_id, orphan_delay=images.TOMBSTONE_DELAY)
+        await store.delete_user(conn, user_id)
+    pending_keys = [k for row in removed if row.status == image_store.PENDING for k in row.keys]
+    keys = [k for row in removed for k in row.keys]
+    await images.delete_objects(env, keys, keep_tracked=pending_keys)
+    return True

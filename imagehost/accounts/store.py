@@ -29,6 +29,10 @@ from ..tables import revoked_sessions as rs
 # --------------------------------------------------------------------------- users
 
 
+ADMIN, USER = "admin", "user"
+ROLES = (ADMIN, USER)
+
+
 @dataclass(frozen=True)
 class User:
     id: str
@@ -36,6 +40,19 @@ class User:
     email: str
     created_at: datetime
     storage_used_bytes: int = 0
+    role: str = USER
+    disabled: bool = False
+    auth_version: int = 1  # sessions and JWTs issued with another version identify no one
+    quota_bytes: int | None = None  # None: DEFAULT_USER_QUOTA_MB; 0: unlimited
+    totp_enabled: bool = False
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ADMIN
+
+    def quota(self, default_bytes: int) -> int:
+        """The quota that applies to this account in bytes (0 = unlimited)."""
+        return default_bytes if self.quota_bytes is None else self.quota_bytes
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -46,11 +63,43 @@ class User:
         }
 
 
-USER_COLUMNS = (users.c.id, users.c.username, users.c.email, users.c.created_at, users.c.storage_used_bytes)
+USER_COLUMNS = (
+    users.c.id,
+    users.c.username,
+    users.c.email,
+    users.c.created_at,
+    users.c.storage_used_bytes,
+    users.c.role,
+    users.c.disabled_at,
+    users.c.auth_version,
+    users.c.quota_bytes,
+    users.c.totp_enabled_at,
+)
+_NCOLS = len(USER_COLUMNS)
 
 
 def user_from_row(row: Any) -> User | None:
-    return User(*row) if row is not None else None
+    if row is None:
+        return None
+    uid, name, email, created, used, role, disabled_at, version, quota, totp_at = row[:_NCOLS]
+    return User(
+        id=uid,
+        username=name,
+        email=email,
+        created_at=created,
+        storage_used_bytes=int(used or 0),
+        role=role,
+        disabled=disabled_at is not None,
+        auth_version=int(version),
+        quota_bytes=None if quota is None else int(quota),
+        totp_enabled=totp_at is not None,
+    )
+
+
+def _user(row: Any) -> User:
+    user = user_from_row(row)
+    assert user is not None
+    return user
 
 
 def username_key(username: str) -> str:
@@ -75,12 +124,12 @@ async def get_login(conn: AsyncConnection, username: str) -> tuple[User, str] | 
     ).first()
     if row is None:
         return None
-    return User(*row[:5]), row[5]
+    return _user(row), row[_NCOLS]
 
 
-async def insert_user(conn: AsyncConnection, username: str, email: str, password_hash: str) -> User:
+async def insert_user(conn: AsyncConnection, username: str, email: str, password_hash: str, role: str = USER) -> User:
     """Insert; the unique indexes on the *_key columns raise IntegrityError on a duplicate."""
-    user = User(id=new_id(), username=username, email=email, created_at=utcnow())
+    user = User(id=new_id(), username=username, email=email, created_at=utcnow(), role=role)
     await conn.execute(
         users.insert().values(
             id=user.id,
@@ -91,9 +140,44 @@ async def insert_user(conn: AsyncConnection, username: str, email: str, password
             password_hash=password_hash,
             storage_used_bytes=0,
             created_at=user.created_at,
+            role=role,
+            auth_version=1,
         )
     )
     return user
+
+
+async def has_users(conn: AsyncConnection) -> bool:
+    return (await conn.execute(select(users.c.id).limit(1))).first() is not None
+
+
+async def bump_auth_version(conn: AsyncConnection, user_id: str) -> bool:
+    """End every session and JWT of this user at their next request (API keys stay)."""
+    res = await conn.execute(update(users).where(users.c.id == user_id).values(auth_version=users.c.auth_version + 1))
+    return res.rowcount == 1
+
+
+async def set_disabled(conn: AsyncConnection, user_id: str, disabled: bool) -> bool:
+    res = await conn.execute(
+        update(users).where(users.c.id == user_id).values(disabled_at=utcnow() if disabled else None)
+    )
+    return res.rowcount == 1
+
+
+async def set_quota(conn: AsyncConnection, user_id: str, quota_bytes: int | None) -> bool:
+    res = await conn.execute(update(users).where(users.c.id == user_id).values(quota_bytes=quota_bytes))
+    return res.rowcount == 1
+
+
+async def delete_user(conn: AsyncConnection, user_id: str) -> None:
+    """The account row; its keys, reset links and recovery codes go with it (ON DELETE
+    CASCADE). Its images must be removed first, with their tombstones."""
+    await conn.execute(delete(api_keys).where(api_keys.c.user_id == user_id))
+    await conn.execute(delete(users).where(users.c.id == user_id))
+
+
+async def touch_login(conn: AsyncConnection, user_id: str) -> None:
+    await conn.execute(update(users).where(users.c.id == user_id).values(last_login_at=utcnow()))
 
 
 async def taken_fields(conn: AsyncConnection, username: str, email: str) -> list[str]:
@@ -192,9 +276,9 @@ async def authenticate_key(conn: AsyncConnection, secret: str) -> tuple[User, st
     ).first()
     if row is None:
         return None
-    *user, key_id, last_used = row
+    key_id, last_used = row[_NCOLS], row[_NCOLS + 1]
     due = last_used is None or utcnow() - last_used >= LAST_USED_EVERY
-    return User(*user), key_id, due
+    return _user(row), key_id, due
 
 
 async def touch_key(conn: AsyncConnection, key_id: str) -> None:
@@ -214,7 +298,8 @@ async def touch_key(conn: AsyncConnection, key_id: str) -> None:
 
 
 async def session_user(conn: AsyncConnection, user_id: str, sid: str) -> User | None:
-    """The session's user, unless the user is gone or the session was logged out."""
+    """The session's user, unless the user is gone or the session was logged out (the
+    caller compares the session's auth version and checks `disabled`)."""
     row = (
         await conn.execute(select(*USER_COLUMNS).where(users.c.id == user_id, ~exists().where(rs.c.sid == sid)))
     ).first()

@@ -21,6 +21,7 @@ async def gallery(request: web.Request) -> web.Response:
     rows, nxt, total = await service.listing(env, user.id, request.query.get("cursor"), PAGE_SIZE)
     used = user.storage_used_bytes  # loaded with the caller by the identity middleware, this request
     settings = env.settings
+    quota = user.quota(settings.default_quota_bytes)
     return await render(
         request,
         "gallery.html",
@@ -29,8 +30,8 @@ async def gallery(request: web.Request) -> web.Response:
             "total": total,
             "used_bytes": used,
             "used_human": do_filesizeformat(used),
-            "quota_bytes": settings.quota_bytes,
-            "quota_human": do_filesizeformat(settings.quota_bytes),
+            "quota_bytes": quota,
+            "quota_human": do_filesizeformat(quota),
             "next_cursor": nxt.encode() if nxt else None,
             "max_upload_bytes": settings.max_upload_bytes,
             "allowed_types": list(settings.allowed_image_types),
