@@ -111,7 +111,7 @@ async def test_figures_count_users_images_bytes_and_recent_uploads(client, backe
 
 
 async def test_the_users_list_is_searchable_and_paginated(client, backend, make_user):
-    admin, _user, admin_jwt, _ = await admin_and_user(client, make_user)
+    _admin, _user, admin_jwt, _ = await admin_and_user(client, make_user)
     for name in ("carol", "caroline", "dave"):
         await make_user(name)
     resp = await client.get("/api/admin/users", headers=bearer(admin_jwt), params={"q": "CAROL"})
@@ -160,7 +160,7 @@ async def test_a_bad_change_is_refused_and_changes_nothing(client, backend, make
 
 
 async def test_role_status_and_quota_changes_are_applied_and_audited(client, backend, make_user):
-    admin, user, admin_jwt, _ = await admin_and_user(client, make_user)
+    _admin, user, admin_jwt, _ = await admin_and_user(client, make_user)
     url = f"/api/admin/users/{user.id}"
     resp = await client.patch(url, headers=bearer(admin_jwt), json={"role": "admin", "quota_bytes": 0})
     assert resp.status == 200
