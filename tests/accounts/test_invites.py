@@ -83,7 +83,7 @@ async def test_registering_through_an_invite_counts_a_use_and_makes_a_user(clien
 @pytest.mark.parametrize("why", ["expired", "used_up", "revoked", "unknown"])
 async def test_a_dead_invite_is_refused_with_its_reason_and_creates_nothing(client, backend, make_user, why):
     admin = await make_user("boss")
-    invite_id, token = await make_invite(client, admin, max_uses=1)
+    _invite_id, token = await make_invite(client, admin, max_uses=1)
     async with client.server.app[ENGINE].begin() as conn:
         if why == "expired":
             await conn.execute(update(invites).values(expires_at=utcnow() - timedelta(seconds=1)))
