@@ -70,6 +70,7 @@ async def users(request: web.Request) -> web.Response:
             "q": search,
             "next_cursor": nxt.encode() if nxt else None,
             "error": None,
+            "notice": await take_once(request, NOTICE),
         },
     )
 
