@@ -29,8 +29,7 @@ async def count(client, table) -> int:
 
 
 async def post(client, path: str, token: str, **data: str):
-    resp = await client.post(path, data={"csrf_token": token, **data}, allow_redirects=False)
-    return resp
+    return await client.post(path, data={"csrf_token": token, **data}, allow_redirects=False)
 
 
 async def follow(client, resp) -> str:
