@@ -214,7 +214,9 @@ async def _reset_page(
         status = 404
     context = {"target": target, "token": token, "error": error, "done": done}
     response = await render(request, "reset.html", context, status)
-    response.headers["Referrer-Policy"] = "no-referrer"  # the token is in the URL
+    # The token is in the URL: no referrer to any other site (not even the origin), and
+    # not "no-referrer", which would make the form's POST send `Origin: null` (CSRF refuses it).
+    response.headers["Referrer-Policy"] = "same-origin"
     return response
 
 

@@ -58,7 +58,7 @@ async def test_the_overview_shows_figures_invites_and_the_audit_trail(client, ba
     urls = re.findall(r'value="(http://localhost:8000/register\?invite=[^"]+)"', html)
     assert len(urls) == 1 and 'data-testid="new-link"' in html
     assert 'data-figure="users">2<' in html and 'data-figure="images">1<' in html
-    assert f'data-figure="bytes_stored">{do_filesizeformat(body["size_bytes"])}<' in html
+    assert f'data-figure="bytes_stored">{do_filesizeformat(body["size_bytes"], True)}<' in html
     assert "0 of 3" in html and "Created invitation" in html and ">boss<" in html
     again = await (await client.get("/admin")).text()
     assert "register?invite=" not in again  # shown once

@@ -60,7 +60,7 @@ async def test_a_reset_link_sets_a_new_password_once_and_signs_out_everywhere(cl
     assert stored == sha256_hex(path.rsplit("/", 1)[1])  # only the hash is kept
     page, resp = await use(client, path)
     assert page.status == 200 and "plain" in await page.text()
-    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert page.headers["Referrer-Policy"] == "same-origin"
     assert resp.status == 200 and "Your password is changed" in await resp.text()
     assert await login_status(client, user, NEW) == 200
     assert await login_status(client, user, user.password) == 401
