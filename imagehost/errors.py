@@ -22,6 +22,7 @@ CODES: dict[str, str] = {
     "invalid_limit": "The `limit` query parameter is not an integer from 1 to 100.",
     "length_required": "A signed upload URL was used without a Content-Length.",
     "length_mismatch": "The body is shorter or longer than the length the upload URL was signed for.",
+    "unsupported_format": "oEmbed: the asked `format` is not served (only `json` is).",
     # 401
     "authentication_required": "No credential was sent: log in, or send `Authorization: Bearer <key or token>`.",
     "invalid_credentials": "The username and password, API key or token are wrong, expired or revoked.",

@@ -51,6 +51,26 @@ EXPIRY: dict[str, Any] = {
 }
 
 
+# A user's embed settings and default expiry (sharing/service.py `clean_preferences`).
+PREFERENCES: dict[str, Schema] = {
+    "embed_title": {
+        "type": ["string", "null"],
+        "maxLength": 200,
+        "description": "The preview's title: `{filename}`, `{username}`, `{size}`, `{width}`, `{height}` and "
+        "`{date}` are filled in; anything else is shown as written. Null or empty: `{filename}`.",
+    },
+    "embed_description": {"type": ["string", "null"], "maxLength": 500, "description": "Plain text."},
+    "embed_site_name": {"type": ["string", "null"], "maxLength": 100},
+    "embed_color": {"type": ["string", "null"], "pattern": "^#[0-9a-fA-F]{6}$", "description": "`#rrggbb`."},
+    "default_expiry_seconds": {
+        "type": ["integer", "null"],
+        "minimum": 1,
+        "description": "What the browser uploader picks first and the ShareX file sends (`X-Expires-In`); "
+        "within the server's expiry limits. Other uploads are not affected.",
+    },
+}
+
+
 @dataclass(frozen=True)
 class Param:
     name: str
@@ -105,6 +125,7 @@ def _schemas(settings: Settings) -> dict[str, Schema]:
             "thumbnail_width",
             "thumbnail_height",
             "display_url",
+            "page_url",
             "animated",
             "expires_at",
             "deletion_url",
@@ -135,6 +156,11 @@ def _schemas(settings: Settings) -> dict[str, Schema]:
                 "description": "For detail and share pages: a WebP at most 2048 px when the original is larger "
                 "or must be turned upright (made just after the upload answered), else the original.",
             },
+            "page_url": {
+                **image_url,
+                "description": "The image's share page (`/v/<id>`): public to anyone with the link, with the "
+                "link-preview tags chat apps read (OpenGraph, oEmbed).",
+            },
             "animated": {"type": "boolean", "description": "An animated GIF/WebP (the thumbnail is its first frame)."},
             "expires_at": {
                 "oneOf": [time, {"type": "null"}],
@@ -156,6 +182,7 @@ def _schemas(settings: Settings) -> dict[str, Schema]:
                 "thumbnail_width": 640,
                 "thumbnail_height": 360,
                 "display_url": f"{base}/i/Vb7Qe2kLm0pXz9Rt.png",
+                "page_url": f"{base}/v/k2Jx9QbH1VvA3mTq",
                 "animated": False,
                 "expires_at": None,
                 "deletion_url": f"{base}/d/k2Jx9QbH1VvA3mTq/3sPq0d9Hw7Ue1ZbLr4YcXn5Kj8Ma2Vt6",
@@ -360,7 +387,10 @@ def _schemas(settings: Settings) -> dict[str, Schema]:
                 "Headers": {
                     "type": "object",
                     "required": ["Authorization"],
-                    "properties": {"Authorization": {"type": "string", "pattern": f"^Bearer {KEY_PREFIX}"}},
+                    "properties": {
+                        "Authorization": {"type": "string", "pattern": f"^Bearer {KEY_PREFIX}"},
+                        "X-Expires-In": {"type": "string", "pattern": "^[0-9]+$"},
+                    },
                 },
                 "Body": {"const": "MultipartFormData"},
                 "FileFormName": {"const": "file"},
@@ -369,6 +399,63 @@ def _schemas(settings: Settings) -> dict[str, Schema]:
                 "DeletionURL": {"type": "string"},
                 "ErrorMessage": {"type": "string"},
             },
+        },
+        "OEmbed": {
+            "type": "object",
+            "description": "An oEmbed 1.0 `photo` (https://oembed.com): the image a preview shows (the display "
+            "size, or the original while there is none) and the owner's embed settings.",
+            "required": [
+                "version",
+                "type",
+                "url",
+                "width",
+                "height",
+                "title",
+                "author_name",
+                "provider_name",
+                "provider_url",
+            ],
+            "additionalProperties": False,
+            "properties": {
+                "version": {"const": "1.0"},
+                "type": {"const": "photo"},
+                "url": image_url,
+                "width": {"type": ["integer", "null"], "minimum": 1},
+                "height": {"type": ["integer", "null"], "minimum": 1},
+                "title": {"type": "string", "description": "The owner's title template, filled in."},
+                "author_name": {"type": "string", "description": "The owner's username."},
+                "provider_name": {"type": "string", "description": "The owner's site name, or this server's."},
+                "provider_url": {"type": "string", "format": "uri"},
+            },
+            "examples": [
+                {
+                    "version": "1.0",
+                    "type": "photo",
+                    "url": f"{base}/i/Vb7Qe2kLm0pXz9Rt.png",
+                    "width": 1280,
+                    "height": 720,
+                    "title": "screenshot.png",
+                    "author_name": "alice",
+                    "provider_name": "imagehost",
+                    "provider_url": f"{base}/",
+                }
+            ],
+        },
+        "Preferences": {
+            "type": "object",
+            "description": "Your embed settings (null: the server's default) and default expiry (null: none).",
+            "required": list(PREFERENCES),
+            "additionalProperties": False,
+            "properties": PREFERENCES,
+            "examples": [
+                {
+                    "embed_title": "{filename} by {username}",
+                    "embed_description": None,
+                    "embed_site_name": "Alice's screenshots",
+                    "embed_color": "#ff8800",
+                    "default_expiry_seconds": 604800,
+                }
+            ],
         },
         **_admin_schemas(time),
         "OpenAPIDocument": {
@@ -936,6 +1023,35 @@ def _operations(settings: Settings) -> dict[tuple[str, str], Op]:
             responses={204: {"description": "Deleted."}},
             errors={404: ("not_found",)},
         ),
+        ("api.export", "GET"): Op(
+            "exportImages",
+            "Images",
+            "Download all your images as a ZIP",
+            "Every live image of the caller (not expired ones, never another user's), streamed as one "
+            "uncompressed ZIP: the originals under `images/` (names made safe and unique: `name.png`, "
+            "`name (2).png`) and `metadata.json` (each image's JSON as this API answers it, plus its `path` "
+            "in the archive). The length is known before the first byte and sent as Content-Length. If an "
+            "image disappears while the archive is written, the connection is closed short of that length: "
+            "a failed download, never a wrong archive; try again.",
+            responses={
+                200: {
+                    "description": "The ZIP archive.",
+                    "headers": {
+                        "Content-Disposition": {
+                            "description": 'attachment; filename="imagehost-export-<username>-<YYYY-MM-DD>.zip"',
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                        "Content-Length": {
+                            "description": "The archive's exact length.",
+                            "required": True,
+                            "schema": {"type": "integer", "minimum": 22},
+                        },
+                    },
+                    "content": {"application/zip": {"schema": binary}},
+                }
+            },
+        ),
         ("upload_put", "PUT"): Op(
             "putSignedUpload",
             "Images",
@@ -965,13 +1081,65 @@ def _operations(settings: Settings) -> dict[tuple[str, str], Op]:
                 503: ("storage_unavailable", "database_unavailable"),
             },
         ),
+        # Sharing
+        ("api.oembed", "GET"): Op(
+            "oembed",
+            "Sharing",
+            "oEmbed for a share page",
+            "What chat apps and other consumers ask for a link's preview (found through the share page's "
+            "`<link rel=alternate type=application/json+oembed>`). Public. A `url` that is not a share page of "
+            "this server, or the share page of an unknown, deleted or expired image, answers 404. Only "
+            "`format=json` is served: any other answers 400 `unsupported_format` (the oEmbed specification "
+            "suggests 501; a 5xx would read as a server failure). "
+            "`maxwidth`/`maxheight` are not applied (the answer describes the one preview image).",
+            auth="public",
+            params=(
+                Param("url", {"type": "string"}, "A share page URL (`page_url` of an image).", required=True),
+                Param("format", {"type": "string"}, "`json` (the default); anything else answers 400."),
+                Param("maxwidth", {"type": "string"}, "Accepted and ignored."),
+                Param("maxheight", {"type": "string"}, "Accepted and ignored."),
+            ),
+            responses={200: _json(ref("OEmbed"), "The preview.")},
+            errors={400: ("unsupported_format",), 404: ("not_found",), 422: ("invalid_input",)},
+        ),
+        ("api.preferences", "GET"): Op(
+            "getPreferences",
+            "Sharing",
+            "Your embed settings and default expiry",
+            responses={200: _json(ref("Preferences"), "The settings.")},
+        ),
+        ("api.preferences", "PATCH"): Op(
+            "updatePreferences",
+            "Sharing",
+            "Change your embed settings and default expiry",
+            "Send the fields to change (null or an empty string: back to the default). Every field is checked "
+            "first: an unknown field or an invalid value answers 422 naming it in `detail.field`, and nothing "
+            "is changed.",
+            json_body=True,
+            body=_json_body(
+                {"type": "object", "additionalProperties": False, "properties": PREFERENCES},
+                {"embed_title": "{filename} ({width}×{height})", "embed_color": "#ff8800"},
+            ),
+            responses={200: _json(ref("Preferences"), "The settings after the change.")},
+            errors={422: ("invalid_input",)},
+        ),
         # Integrations
         ("api.sharex", "GET"): Op(
             "sharexConfig",
             "Integrations",
             "Download a ShareX uploader file",
             "Creates a new API key named “ShareX” each time (only key hashes are stored, so an existing key "
-            "cannot be put in a file) and answers the `.sxcu` file holding it, as an attachment.",
+            "cannot be put in a file) and answers the `.sxcu` file holding it, as an attachment. With a "
+            "default expiry in your sharing settings, the file sends it as `X-Expires-In`.",
+            params=(
+                Param(
+                    "link",
+                    {"type": "string", "enum": ["direct", "page"], "default": "direct"},
+                    "What ShareX copies after an upload: `direct`, the image (`{json:public_url}`), or `page`, "
+                    "its share page (`{json:page_url}`), whose link previews show the image in chat apps.",
+                ),
+            ),
+            errors={422: ("invalid_input",)},
             responses={
                 200: _json(
                     ref("ShareXConfig"),

@@ -18,6 +18,8 @@ from .images import files as images_files
 from .images import pages as images_pages
 from .integrations import api as integrations_api
 from .integrations import pages as integrations_pages
+from .sharing import api as sharing_api
+from .sharing import pages as sharing_pages
 from .typedefs import Handler
 from .web import pwa
 from .web.assets import static_handler
@@ -76,6 +78,7 @@ def setup_routes(app: web.Application, storage_routes: dict[str, str]) -> None:
     add("api.images", "/api/images/", GET=images_api.list_images)
     add("api.images_noslash", "/api/images", GET=images_api.list_images)
     add("api.image", "/api/images/{id}", GET=images_api.get_image, DELETE=images_api.delete_image)
+    add("api.export", "/api/export", GET=images_api.export_all)
 
     # Images: what the storage backend needs the app to serve (the local folder's bytes
     # at /i/<key> and its signed PUTs; nothing for a bucket)
@@ -115,6 +118,17 @@ def setup_routes(app: web.Application, storage_routes: dict[str, str]) -> None:
     add("flameshot_script", "/integrations/flameshot.sh", GET=integrations_pages.flameshot_download)
     add("flameshot_key", "/integrations/flameshot-key", POST=integrations_pages.flameshot_key)
     add("api.sharex", "/api/sharex.sxcu", GET=integrations_api.sharex_download)
+
+    # Sharing: the public share page, its oEmbed, and the embed settings
+    add("share", "/v/{id}", GET=sharing_pages.share_page)
+    add("api.oembed", "/api/oembed", GET=sharing_api.oembed)
+    add("account_sharing", "/account/sharing", GET=sharing_pages.sharing_get, POST=sharing_pages.sharing_post)
+    add(
+        "api.preferences",
+        "/api/account/preferences",
+        GET=sharing_api.get_preferences,
+        PATCH=sharing_api.patch_preferences,
+    )
 
     # The API described (openapi.py, apidocs.py) and the metrics (metrics.py)
     add("api.openapi", "/api/openapi.json", GET=openapi.openapi_json)
