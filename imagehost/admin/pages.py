@@ -107,6 +107,9 @@ async def user_role(request: web.Request) -> web.Response:
         await _flash(request, f"{row.username} is now {'an admin' if row.role == 'admin' else 'a user'}.")
     except (Unprocessable, Conflict) as exc:
         await _flash(request, exc.message, error=True)
+        raise back from None
+    if row.id == admin.id and row.role != "admin":  # the admin pages are gone for them now
+        raise web.HTTPSeeOther(url(request, "gallery"))
     raise back
 
 
@@ -123,6 +126,9 @@ async def user_status(request: web.Request) -> web.Response:
         await _flash(request, f"{row.username} is {'disabled' if row.disabled_at else 'enabled'}.")
     except Conflict as exc:
         await _flash(request, exc.message, error=True)
+        raise back from None
+    if row.id == admin.id and row.disabled_at is not None:  # signed out at the next request
+        raise web.HTTPSeeOther(url(request, "home"))
     raise back
 
 

@@ -150,3 +150,22 @@ async def test_revoking_an_invite_from_the_page(client, backend, make_user):
     html = await follow(client, await post(client, "/admin/invites", token, expires_in="never", max_uses="1"))
     assert "expires_in:" in html
     assert await count(client, invites) == 1
+
+
+async def test_an_admin_who_demotes_themselves_lands_on_their_gallery(client, backend, make_user):
+    admin, other = await make_user("boss"), await make_user("deputy")
+    token = await logged_in_token(client, admin)
+    await follow(client, await post(client, f"/admin/users/{other.id}/role", token, role="admin"))
+    resp = await post(client, f"/admin/users/{admin.id}/role", token, role="user")
+    assert resp.status == 303 and resp.headers["Location"] == "/gallery"
+    assert (await user_row(client, admin.id)).role == "user"
+    assert (await client.get("/admin")).status == 404
+
+
+async def test_an_admin_who_disables_themselves_is_signed_out(client, backend, make_user):
+    admin, other = await make_user("boss"), await make_user("deputy")
+    token = await logged_in_token(client, admin)
+    await follow(client, await post(client, f"/admin/users/{other.id}/role", token, role="admin"))
+    resp = await post(client, f"/admin/users/{admin.id}/status", token, action="disable")
+    assert resp.status == 303 and resp.headers["Location"] == "/"
+    assert (await client.get("/gallery", allow_redirects=False)).status == 303  # to the login form

@@ -186,3 +186,13 @@ async def test_a_bad_invite_request_is_refused_and_makes_nothing(client, backend
     assert resp.status == 422 and (await resp.json())["code"] == "invalid_input"
     async with client.server.app[ENGINE].connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(invites))).scalar_one() == 0
+
+
+async def test_an_invite_outlives_the_admin_who_made_it(client, backend, make_user):
+    boss, deputy = await make_user("boss"), await make_user("deputy")
+    h = {"Authorization": f"Bearer {await jwt_for(client, boss)}"}
+    await client.patch(f"/api/admin/users/{deputy.id}", headers=h, json={"role": "admin"})
+    invite_id, _token = await make_invite(client, deputy, max_uses=1)
+    assert (await client.delete(f"/api/admin/users/{deputy.id}", headers=h)).status == 204
+    listed = (await (await client.get("/api/admin/invites", headers=h)).json())["invites"]
+    assert [(i["id"], i["created_by"], i["state"]) for i in listed] == [(invite_id, None, "active")]
