@@ -28,8 +28,15 @@ async def register(request: web.Request) -> web.Response:
     if mode == service.CLOSED:
         raise Forbidden("registration is closed", code="registration_closed")
     body = await read_json(request)
+    # The configured mode, not `mode`: whether this is the first account is decided again
+    # inside the registration's transaction (someone may have been first meanwhile).
     user = await service.register_user(
-        env, body.get("username"), body.get("email"), body.get("password"), mode=mode, invite=body.get("invite")
+        env,
+        body.get("username"),
+        body.get("email"),
+        body.get("password"),
+        mode=env.settings.registration,
+        invite=body.get("invite"),
     )
     return web.json_response(user.to_json(), status=201)
 

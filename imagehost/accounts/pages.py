@@ -183,7 +183,7 @@ async def register_post(request: web.Request) -> web.Response:
     form = await read_form(request)
     env = request.app[ENV]
     invite = _invite_param(form.get("invite"))
-    mode, refusal, status = await _refusal(request, invite)
+    _mode, refusal, status = await _refusal(request, invite)
     if refusal is not None:
         return await _register_page(request, status=status, invite=invite, refusal=refusal)
     values = {
@@ -192,7 +192,12 @@ async def register_post(request: web.Request) -> web.Response:
     }
     try:
         user = await service.register_user(
-            env, form.get("username"), form.get("email"), form.get("password"), mode=mode, invite=invite
+            env,
+            form.get("username"),
+            form.get("email"),
+            form.get("password"),
+            mode=env.settings.registration,  # the first account is decided in the transaction
+            invite=invite,
         )
     except service.RegistrationError as exc:
         return await _register_page(request, errors=exc.errors, values=values, status=exc.status, invite=invite)

@@ -59,6 +59,18 @@ async def test_the_first_account_registers_without_an_invite_and_is_the_admin(cl
     assert await n_users(client) == 1
 
 
+@INVITE
+async def test_two_people_racing_to_be_the_first_account_make_one_admin(client, backend):
+    results = await asyncio.gather(*(client.post("/api/auth/register", json=person(f"early{n}")) for n in range(4)))
+    statuses = sorted(r.status for r in results)
+    assert statuses == [201, 403, 403, 403]
+    for r in results:
+        if r.status == 403:
+            assert (await r.json())["code"] == "invite_required"
+    async with client.server.app[ENGINE].connect() as conn:
+        assert (await conn.execute(select(users.c.role))).all() == [("admin",)]
+
+
 @CLOSED
 async def test_a_closed_instance_still_takes_its_first_account(client, backend):
     assert (await client.post("/api/auth/register", json=person("founder"))).status == 201
