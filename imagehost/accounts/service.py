@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db import transaction, utcnow
 from ..env import Env
-from ..errors import AppError, Forbidden, NotFound, TooManyRequests, Unauthorized
+from ..errors import AppError, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
 from ..images import service as images
 from ..images import store as image_store
 from . import store, throttle
@@ -319,6 +319,18 @@ async def set_disabled(env: Env, user_id: str, disabled: bool) -> bool:
     middleware reads the user row on every request). Its images stay served."""
     async with transaction(env.engine) as conn:
         return await store.set_disabled(conn, user_id, disabled)
+
+
+async def refuse_last_admin(conn: AsyncConnection, user_id: str, what: str) -> None:
+    """409 `last_admin` if `user_id` is the instance's only enabled admin: it cannot be
+    demoted, disabled or deleted (`what` names which, for the message). Locks the admins'
+    rows for the rest of the transaction, so two admins cannot both step down at once.
+    Use it as `delete_user(..., before=...)` for an account deleting itself."""
+    admins = await store.lock_admins(conn)
+    if user_id in admins and len(admins) == 1:
+        raise Conflict(
+            f"cannot {what} the last admin: make another account admin first", {"user_id": user_id}, code="last_admin"
+        )
 
 
 # --------------------------------------------------------------------------- deleting an account

@@ -17,7 +17,7 @@ from ..accounts import store as account_store
 from ..accounts.store import ADMIN, ROLES, Invite
 from ..db import json_time, transaction, utcnow
 from ..env import Env
-from ..errors import Conflict, NotFound, Unprocessable
+from ..errors import NotFound, Unprocessable
 from ..images.store import Cursor
 from . import store
 from .store import CLI, Actor, AuditEntry, UserRow
@@ -93,13 +93,7 @@ async def _target(conn: AsyncConnection, user_id: str) -> UserRow:
 
 async def _keep_an_admin(conn: AsyncConnection, target: UserRow, what: str) -> None:
     """Refuse to leave the instance without an enabled admin."""
-    admins = await account_store.lock_admins(conn)
-    if target.id in admins and len(admins) == 1:
-        raise Conflict(
-            f"cannot {what} the last admin: make another account admin first",
-            {"user_id": target.id},
-            code="last_admin",
-        )
+    await accounts.refuse_last_admin(conn, target.id, what)
 
 
 def clean_role(role: object) -> str:
