@@ -458,6 +458,7 @@ def _schemas(settings: Settings) -> dict[str, Schema]:
                 }
             ],
         },
+        **_admin_schemas(time),
         "OpenAPIDocument": {
             "type": "object",
             "required": ["openapi", "info", "paths"],
@@ -679,6 +680,264 @@ def _json_body(schema: Schema, example: Any) -> dict[str, Any]:
     return {"required": True, "content": {JSON: {"schema": schema, "example": example}}}
 
 
+# --------------------------------------------------------------------------- admin (issue 12)
+
+
+def _admin_schemas(time: Schema) -> dict[str, Schema]:
+    nullable_time = {**time, "type": ["string", "null"]}
+    cursor = {"type": ["string", "null"], "description": "Pass as `cursor` for the next page; null on the last page."}
+    user_properties: dict[str, Schema] = {
+        "id": {"type": "string"},
+        "username": {"type": "string"},
+        "email": {"type": "string"},
+        "role": {"enum": ["admin", "user"]},
+        "images": {"type": "integer", "minimum": 0},
+        "bytes_used": {"type": "integer", "minimum": 0, "description": "Including uploads in progress."},
+        "quota_bytes": {"type": "integer", "minimum": 0, "description": "The quota that applies; 0 = unlimited."},
+        "quota_is_default": {"type": "boolean", "description": "The quota follows DEFAULT_USER_QUOTA_MB."},
+        "created_at": time,
+        "last_login_at": nullable_time,
+        "status": {"enum": ["active", "disabled"]},
+        "disabled_at": nullable_time,
+        "two_factor": {"type": "boolean"},
+    }
+    invite_properties: dict[str, Schema] = {
+        "id": {"type": "string"},
+        "created_by": {"type": ["string", "null"], "description": "The admin's name (null once deleted)."},
+        "created_at": time,
+        "expires_at": time,
+        "max_uses": {"type": "integer", "minimum": 1},
+        "uses": {"type": "integer", "minimum": 0},
+        "revoked_at": nullable_time,
+        "state": {"enum": ["active", "revoked", "expired", "used_up"]},
+    }
+    return {
+        "AdminStats": {
+            "type": "object",
+            "required": [
+                "users",
+                "disabled_users",
+                "images",
+                "bytes_stored",
+                "uploads_last_day",
+                "uploads_last_week",
+            ],
+            "additionalProperties": False,
+            "properties": {
+                "users": {"type": "integer", "minimum": 0},
+                "disabled_users": {"type": "integer", "minimum": 0},
+                "images": {"type": "integer", "minimum": 0},
+                "bytes_stored": {"type": "integer", "minimum": 0, "description": "Originals of active images."},
+                "uploads_last_day": {"type": "integer", "minimum": 0},
+                "uploads_last_week": {"type": "integer", "minimum": 0},
+            },
+        },
+        "AdminUser": {
+            "type": "object",
+            "required": list(user_properties),
+            "additionalProperties": False,
+            "properties": user_properties,
+        },
+        "AdminUserList": {
+            "type": "object",
+            "required": ["users", "next_cursor"],
+            "additionalProperties": False,
+            "properties": {"users": {"type": "array", "items": ref("AdminUser")}, "next_cursor": cursor},
+        },
+        "Invite": {
+            "type": "object",
+            "required": list(invite_properties),
+            "additionalProperties": False,
+            "properties": invite_properties,
+        },
+        "NewInvite": {
+            "type": "object",
+            "description": "A new invitation: the only time its `url` is shown (only a hash is kept).",
+            "required": [*invite_properties, "url"],
+            "additionalProperties": False,
+            "properties": {**invite_properties, "url": {"type": "string", "format": "uri"}},
+        },
+        "InviteList": {
+            "type": "object",
+            "required": ["invites"],
+            "additionalProperties": False,
+            "properties": {"invites": {"type": "array", "items": ref("Invite"), "description": "Newest first."}},
+        },
+        "ResetLink": {
+            "type": "object",
+            "description": "A password-reset link: one use, valid until `expires_at`; shown only now.",
+            "required": ["url", "expires_at"],
+            "additionalProperties": False,
+            "properties": {"url": {"type": "string", "format": "uri"}, "expires_at": time},
+        },
+        "AuditList": {
+            "type": "object",
+            "required": ["entries", "next_cursor"],
+            "additionalProperties": False,
+            "properties": {
+                "entries": {
+                    "type": "array",
+                    "description": "Newest first.",
+                    "items": {
+                        "type": "object",
+                        "required": ["id", "at", "actor", "action", "target", "detail"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "id": {"type": "string"},
+                            "at": time,
+                            "actor": {"type": "string", "description": "The admin's name, or `(command line)`."},
+                            "action": {
+                                "enum": [
+                                    "role",
+                                    "disable",
+                                    "enable",
+                                    "delete",
+                                    "quota",
+                                    "reset_link",
+                                    "invite",
+                                    "invite_revoke",
+                                ]
+                            },
+                            "target": {"type": ["string", "null"], "description": "The account's name, if any."},
+                            "detail": {"type": "object"},
+                        },
+                    },
+                },
+                "next_cursor": cursor,
+            },
+        },
+    }
+
+
+def _admin_operations() -> dict[tuple[str, str], Op]:
+    """The admin API. Every operation answers 404 `not_found` to anyone but an admin
+    (anonymous included), and 403 `api_key_not_allowed` to an admin's API key."""
+    user_id = {"user_id": "The account's id."}
+    paging = (
+        Param("limit", {"type": "integer", "minimum": 1, "default": 50}, "Per page, 1 to 100 (clipped)."),
+        Param("cursor", {"type": "string"}, "The `next_cursor` of the previous page."),
+    )
+    who = " Admins only: 404 for anyone else."
+
+    def op(op_id: str, summary: str, description: str, **kw: Any) -> Op:
+        errors = dict(kw.pop("errors", {}))
+        errors[403] = (*errors.get(403, ()), "api_key_not_allowed")
+        errors[404] = ("not_found",)
+        return Op(op_id, "Admin", summary, description + who, auth="login", errors=errors, **kw)
+
+    return {
+        ("api.admin_stats", "GET"): op(
+            "adminStats",
+            "Instance figures",
+            "Users, images, bytes stored, uploads in the last day and week.",
+            responses={200: _json(ref("AdminStats"), "The figures.")},
+        ),
+        ("api.admin_users", "GET"): op(
+            "adminListUsers",
+            "List users",
+            "Newest first, in pages (keyset); `q` keeps those whose name or email contains it, ignoring case.",
+            params=(Param("q", {"type": "string", "maxLength": 100}, "Search in names and emails."), *paging),
+            responses={200: _json(ref("AdminUserList"), "One page of users.")},
+            errors={400: ("invalid_cursor", "invalid_limit"), 422: ("invalid_input",)},
+        ),
+        ("api.admin_user", "GET"): op(
+            "adminGetUser",
+            "One user",
+            "",
+            path_params=user_id,
+            responses={200: _json(ref("AdminUser"), "The account.")},
+        ),
+        ("api.admin_user", "PATCH"): op(
+            "adminUpdateUser",
+            "Change a user's role, status or quota",
+            "Any of `role` (`admin`/`user`), `disabled` (a disabled account cannot sign in; its sessions, "
+            "tokens and API keys are refused at their next request; its images stay served) and `quota_bytes` "
+            "(0 = unlimited, null = the instance default). The last enabled admin cannot be demoted or "
+            "disabled (409 `last_admin`). Each change is recorded in the audit trail.",
+            json_body=True,
+            path_params=user_id,
+            body=_json_body(
+                {
+                    "type": "object",
+                    "minProperties": 1,
+                    "additionalProperties": False,
+                    "properties": {
+                        "role": {"enum": ["admin", "user"]},
+                        "disabled": {"type": "boolean"},
+                        "quota_bytes": {"type": ["integer", "null"], "minimum": 0},
+                    },
+                },
+                {"quota_bytes": 5 * 1024 * 1024 * 1024},
+            ),
+            responses={200: _json(ref("AdminUser"), "The account as it is now.")},
+            errors={409: ("last_admin",), 422: ("invalid_input",)},
+        ),
+        ("api.admin_user", "DELETE"): op(
+            "adminDeleteUser",
+            "Delete a user",
+            "The account with all its images (rows first, then the objects; the sweep finishes what storage "
+            "refuses), API keys and sessions. The last enabled admin cannot be deleted (409 `last_admin`).",
+            path_params=user_id,
+            responses={204: {"description": "Deleted."}},
+            errors={409: ("last_admin",)},
+        ),
+        ("api.admin_reset_link", "POST"): op(
+            "adminResetLink",
+            "Make a password-reset link",
+            "One use, valid for an hour; only its hash is stored, and it voids the user's older links. Setting "
+            "a password through it ends the user's sessions and tokens (API keys stay).",
+            path_params=user_id,
+            responses={201: _json(ref("ResetLink"), "The link (shown once).")},
+        ),
+        ("api.admin_invites", "GET"): op(
+            "adminListInvites",
+            "List invitations",
+            "With how many times each was used and its state.",
+            responses={200: _json(ref("InviteList"), "The invitations.")},
+        ),
+        ("api.admin_invites", "POST"): op(
+            "adminCreateInvite",
+            "Create an invitation link",
+            "`expires_in`: seconds, or a number with `m`, `h` or `d` (default `7d`; 5 minutes to a year); "
+            "`max_uses`: 1 to 1000 (default 1). Registering through the link spends one use, atomically.",
+            json_body=True,
+            body=_json_body(
+                {
+                    "type": "object",
+                    "properties": {
+                        "expires_in": {
+                            "oneOf": [
+                                {"type": "integer", "minimum": 300},
+                                {"type": "string", "pattern": "^[0-9]{1,9}[smhd]?$"},
+                            ]
+                        },
+                        "max_uses": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    },
+                },
+                {"expires_in": "7d", "max_uses": 1},
+            ),
+            responses={201: _json(ref("NewInvite"), "The invitation, with its link (shown once).")},
+            errors={422: ("invalid_input",)},
+        ),
+        ("api.admin_invite", "DELETE"): op(
+            "adminRevokeInvite",
+            "Revoke an invitation",
+            "The link stops working at once; unknown or already revoked invitations answer 404.",
+            path_params={"invite_id": "The invitation's id."},
+            responses={204: {"description": "Revoked."}},
+        ),
+        ("api.admin_audit", "GET"): op(
+            "adminAudit",
+            "The audit trail",
+            "Admin actions (role, disable, enable, delete, quota, reset link, invitations): who, whom, what, "
+            "when; newest first, in pages.",
+            params=paging,
+            responses={200: _json(ref("AuditList"), "One page of entries.")},
+            errors={400: ("invalid_cursor", "invalid_limit")},
+        ),
+    }
+
+
 # --------------------------------------------------------------------------- operations
 
 
@@ -751,7 +1010,10 @@ def _operations(settings: Settings) -> dict[tuple[str, str], Op]:
             "Accounts",
             "Create an account",
             "Usernames are 3–50 ASCII letters, digits, `_`, `.` or `-`; passwords 8–1024 characters. Answers "
-            "403 `registration_closed` when the server does not take new accounts. Every wrong field is named "
+            "403 `registration_closed` when the server does not take new accounts. Registration by invitation "
+            "(`REGISTRATION_MODE=invite`) needs `invite`, the token of the link (`?invite=` of the register "
+            "page): 403 `invite_required` without one, `invite_invalid` with `detail.reason` for a bad one. The "
+            "first account of an empty server may always register and is its admin. Every wrong field is named "
             "in `detail` (`field`, and `errors` when there are several).",
             auth="public",
             json_body=True,
@@ -763,12 +1025,17 @@ def _operations(settings: Settings) -> dict[tuple[str, str], Op]:
                         "username": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{3,50}$"},
                         "email": {"type": "string", "format": "email", "maxLength": 254},
                         "password": {"type": "string", "minLength": 8, "maxLength": 1024},
+                        "invite": {"type": "string", "description": "The invitation link's token."},
                     },
                 },
                 {"username": "alice", "email": "alice@example.com", "password": "correct horse battery"},
             ),
             responses={201: _json(ref("User"), "The new account.")},
-            errors={403: ("registration_closed",), 409: ("field_taken",), 422: ("invalid_input",)},
+            errors={
+                403: ("registration_closed", "invite_required", "invite_invalid"),
+                409: ("field_taken",),
+                422: ("invalid_input",),
+            },
         ),
         ("api.login", "POST"): Op(
             "login",
@@ -1102,6 +1369,7 @@ def _operations(settings: Settings) -> dict[tuple[str, str], Op]:
             },
         ),
     }
+    ops.update(_admin_operations())
     return ops
 
 
@@ -1110,9 +1378,12 @@ def _shared_errors(op: Op, method: str) -> dict[int, tuple[str, ...]]:
     shared: dict[int, tuple[str, ...]] = {}
     if op.identified:
         # A malformed, unknown or revoked bearer credential is refused on every identified
-        # route, even one that needs no login; looking it up needs the database.
+        # route, even one that needs no login, and so is any credential of a disabled
+        # account; looking it up needs the database.
         shared[401] = (
-            ("invalid_credentials",) if op.auth == "public" else ("authentication_required", "invalid_credentials")
+            ("invalid_credentials", "account_disabled")
+            if op.auth == "public"
+            else ("authentication_required", "invalid_credentials", "account_disabled")
         )
         shared[503] = ("database_unavailable",)
         if method not in ("GET", "HEAD"):

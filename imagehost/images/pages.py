@@ -27,6 +27,7 @@ async def gallery(request: web.Request) -> web.Response:
     if default_expiry not in {seconds for seconds, _label in expiry_choices}:
         default_expiry = None  # the limits changed since it was set: start at "Never"
     settings = env.settings
+    quota = user.quota(settings.default_quota_bytes)
     return await render(
         request,
         "gallery.html",
@@ -35,8 +36,8 @@ async def gallery(request: web.Request) -> web.Response:
             "total": total,
             "used_bytes": used,
             "used_human": do_filesizeformat(used),
-            "quota_bytes": settings.quota_bytes,
-            "quota_human": do_filesizeformat(settings.quota_bytes),
+            "quota_bytes": quota,
+            "quota_human": do_filesizeformat(quota),
             "next_cursor": nxt.encode() if nxt else None,
             "max_upload_bytes": settings.max_upload_bytes,
             "allowed_types": list(settings.allowed_image_types),

@@ -173,7 +173,7 @@ async def _insert(env: Env, row: ImageRow) -> None:
     """The pending row and its quota reservation, committed before any byte is stored."""
     assert row.expires_at is not None  # a pending row always expires
     async with transaction(env.engine) as conn:
-        await store.reserve_quota(conn, row.owner_id, row.size_bytes, env.settings.quota_bytes)
+        await store.reserve_quota(conn, row.owner_id, row.size_bytes, env.settings.default_quota_bytes)
         await store.insert_pending(
             conn,
             image_id=row.id,

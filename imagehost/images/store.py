@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, sel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db import utcnow
-from ..errors import BadRequest, QuotaExceeded
+from ..errors import BadRequest, QuotaExceeded, Unauthorized
 from ..tables import album_images, image_words, images, storage_orphans, users
 
 PENDING, ACTIVE = "pending", "active"
@@ -106,15 +106,22 @@ def _row(r: Any) -> ImageRow | None:
 # --------------------------------------------------------------------------- quota
 
 
-async def reserve_quota(conn: AsyncConnection, user_id: str, nbytes: int, quota: int) -> None:
+async def reserve_quota(conn: AsyncConnection, user_id: str, nbytes: int, default_quota: int) -> None:
     """Count `nbytes` against the user's quota, atomically: one conditional UPDATE, so
-    parallel uploads cannot overshoot. Raises QuotaExceeded (413)."""
-    stmt = update(users).where(users.c.id == user_id).values(storage_used_bytes=users.c.storage_used_bytes + nbytes)
-    if quota:
-        stmt = stmt.where(users.c.storage_used_bytes + nbytes <= quota)
+    parallel uploads cannot overshoot. The quota is the account's own (`users.quota_bytes`,
+    set by an admin) or, when it has none, `default_quota` (DEFAULT_USER_QUOTA_MB); 0 is
+    unlimited. Raises QuotaExceeded (413), or Unauthorized if the account is gone."""
+    quota = func.coalesce(users.c.quota_bytes, default_quota)
+    stmt = (
+        update(users)
+        .where(users.c.id == user_id, or_(quota == 0, users.c.storage_used_bytes + nbytes <= quota))
+        .values(storage_used_bytes=users.c.storage_used_bytes + nbytes)
+    )
     if (await conn.execute(stmt)).rowcount != 1:
-        used = (await conn.execute(select(users.c.storage_used_bytes).where(users.c.id == user_id))).scalar()
-        raise QuotaExceeded(detail={"quota_bytes": quota, "used_bytes": used, "requested_bytes": nbytes})
+        row = (await conn.execute(select(users.c.storage_used_bytes, quota).where(users.c.id == user_id))).first()
+        if row is None:  # deleted while this request ran
+            raise Unauthorized("this account no longer exists")
+        raise QuotaExceeded(detail={"quota_bytes": int(row[1]), "used_bytes": int(row[0]), "requested_bytes": nbytes})
 
 
 async def _adjust_user(conn: AsyncConnection, user_id: str, release: int, count_delta: int) -> None:
@@ -248,6 +255,26 @@ async def remove(
     if tombstones:
         await add_orphans(conn, row.keys, delay=orphan_delay)
     return row
+
+
+async def remove_for_owner(
+    conn: AsyncConnection, owner_id: str, *, orphan_delay: timedelta = timedelta(minutes=5)
+) -> list[ImageRow]:
+    """Delete every row of an owner (an account being deleted), pending or active, and
+    record their objects as tombstones, as `remove` does for one. A pending row's
+    objects are tracked until the row would have expired: its upload may still be
+    writing them."""
+    stmt = delete(images).where(images.c.owner_id == owner_id).returning(*_COLS)
+    rows = [_image_row(r) for r in await conn.execute(stmt)]
+    now = utcnow()
+    for row in rows:
+        delay = orphan_delay
+        if row.status == PENDING and row.expires_at is not None:
+            delay = max(orphan_delay, row.expires_at - now)
+        await add_orphans(conn, row.keys, delay=delay)
+    if rows:
+        await conn.execute(update(users).where(users.c.id == owner_id).values(storage_used_bytes=0, image_count=0))
+    return rows
 
 
 async def get(conn: AsyncConnection, image_id: str) -> ImageRow | None:
