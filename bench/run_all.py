@@ -15,6 +15,7 @@ BENCHES = [
     ["upload_concurrency.py"],
     ["upload_concurrency.py", "--storage", "s3"],
     ["list_images.py"],
+    ["search_images.py"],
     ["serve_image.py"],
     ["login.py"],
     ["export_memory.py"],

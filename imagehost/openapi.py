@@ -256,6 +256,7 @@ def _schemas(settings: Settings) -> dict[str, Schema]:
             },
         },
         "User": user,
+        **_album_schemas(base, time),
         "Token": {
             "type": "object",
             "required": ["access_token", "token_type", "expires_in"],
@@ -463,6 +464,211 @@ def _schemas(settings: Settings) -> dict[str, Schema]:
             "required": ["openapi", "info", "paths"],
             "properties": {"openapi": {"type": "string", "pattern": r"^3\.1\."}},
         },
+    }
+
+
+def _album_schemas(base: str, time: Schema) -> dict[str, Schema]:
+    """The album JSON (albums/service.py `album_json`) and a page of albums."""
+    album: Schema = {
+        "type": "object",
+        "description": "An album: a list of the owner's images, with a page (`page_url`) for anyone with the "
+        "link when it is `unlisted` or `public`.",
+        "required": [
+            "id",
+            "title",
+            "description",
+            "visibility",
+            "has_password",
+            "image_count",
+            "cover_image_id",
+            "cover",
+            "page_url",
+            "created_at",
+            "updated_at",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string", "description": "Random, URL-safe; at least 64 random bits."},
+            "title": {"type": "string", "minLength": 1, "maxLength": 200},
+            "description": {"type": "string", "maxLength": 2000},
+            "visibility": {"enum": ["private", "unlisted", "public"]},
+            "has_password": {"type": "boolean", "description": "The album's page asks for a password."},
+            "image_count": {"type": "integer", "minimum": 0},
+            "cover_image_id": {"type": ["string", "null"], "description": "The chosen cover, else the newest image."},
+            "cover": {"type": ["string", "null"], "format": "uri", "description": "The cover's thumbnail URL."},
+            "page_url": {"type": "string", "format": "uri"},
+            "created_at": time,
+            "updated_at": time,
+        },
+        "examples": [
+            {
+                "id": "Hq3Zk9Lw2Zp1Tx8c",
+                "title": "Holiday 2025",
+                "description": "",
+                "visibility": "unlisted",
+                "has_password": False,
+                "image_count": 12,
+                "cover_image_id": "Vb7Qe2kLm0pXz9Rt",
+                "cover": f"{base}/i/Vb7Qe2kLm0pXz9Rt.t.webp",
+                "page_url": f"{base}/a/Hq3Zk9Lw2Zp1Tx8c",
+                "created_at": "2025-01-31T12:00:00Z",
+                "updated_at": "2025-01-31T12:00:00Z",
+            }
+        ],
+    }
+    return {
+        "Album": album,
+        "AlbumList": {
+            "type": "object",
+            "required": ["albums", "total", "next_cursor"],
+            "additionalProperties": False,
+            "properties": {
+                "albums": {"type": "array", "items": ref("Album"), "description": "Newest first."},
+                "total": {"type": "integer", "minimum": 0, "description": "All of the caller's albums."},
+                "next_cursor": {"type": ["string", "null"], "description": "Pass as `cursor` for the next page."},
+            },
+        },
+        "Deleted": {
+            "type": "object",
+            "required": ["deleted"],
+            "additionalProperties": False,
+            "properties": {"deleted": {"type": "integer", "minimum": 1}},
+        },
+    }
+
+
+def _album_operations() -> dict[tuple[str, str], Op]:
+    album_id = {"id": "The album's id."}
+    paging = (
+        Param("limit", {"type": "integer", "minimum": 1, "default": 50}, "Albums per page, 1 to 100."),
+        Param("cursor", {"type": "string"}, "The `next_cursor` of the previous page."),
+    )
+    fields: dict[str, Schema] = {
+        "title": {"type": "string", "minLength": 1, "maxLength": 200, "description": "One line."},
+        "description": {"type": "string", "maxLength": 2000},
+        "visibility": {
+            "enum": ["private", "unlisted", "public"],
+            "description": "`private`: only you; `unlisted`: anyone with the link; `public`: the same, and "
+            "search engines may index the page.",
+        },
+    }
+    ids: Schema = {
+        "type": "object",
+        "required": ["image_ids"],
+        "additionalProperties": False,
+        "properties": {"image_ids": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 500}},
+    }
+    return {
+        ("api.albums", "GET"): Op(
+            "listAlbums",
+            "Albums",
+            "List your albums",
+            "Newest first, in pages (as the images).",
+            params=paging,
+            responses={200: _json(ref("AlbumList"), "One page of albums.")},
+            errors={400: ("invalid_cursor", "invalid_limit")},
+        ),
+        ("api.albums", "POST"): Op(
+            "createAlbum",
+            "Albums",
+            "Create an album",
+            "`visibility` defaults to `private`. Titles are 1–200 characters on one line, descriptions up to "
+            "2000; they are display text, escaped wherever they are shown.",
+            json_body=True,
+            body=_json_body(
+                {"type": "object", "required": ["title"], "additionalProperties": False, "properties": fields},
+                {"title": "Holiday 2025", "description": "", "visibility": "unlisted"},
+            ),
+            responses={
+                201: _json(
+                    ref("Album"),
+                    "The new album.",
+                    headers={
+                        "Location": {
+                            "description": "The album's API URL.",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    },
+                )
+            },
+            errors={422: ("invalid_input",)},
+        ),
+        ("api.album", "GET"): Op(
+            "getAlbum",
+            "Albums",
+            "One of your albums",
+            "Another user's album answers 404, as an unknown one does.",
+            path_params=album_id,
+            responses={200: _json(ref("Album"), "The album.")},
+            errors={404: ("not_found",)},
+        ),
+        ("api.album", "PATCH"): Op(
+            "updateAlbum",
+            "Albums",
+            "Change an album",
+            "Any of the fields. `password` (1–1024 characters) makes the album's page ask for it; `null` removes "
+            "it; it is stored hashed. `cover_image_id` picks an image of the album as its cover (`null`: the "
+            "newest). Every field is checked before anything changes.",
+            path_params=album_id,
+            json_body=True,
+            body=_json_body(
+                {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        **fields,
+                        "password": {"type": ["string", "null"], "minLength": 1, "maxLength": 1024},
+                        "cover_image_id": {"type": ["string", "null"]},
+                    },
+                },
+                {"visibility": "public", "password": None},
+            ),
+            responses={200: _json(ref("Album"), "The changed album.")},
+            errors={404: ("not_found",), 422: ("invalid_input",)},
+        ),
+        ("api.album", "DELETE"): Op(
+            "deleteAlbum",
+            "Albums",
+            "Delete an album",
+            "The album goes; its images stay.",
+            path_params=album_id,
+            responses={204: {"description": "Deleted."}},
+            errors={404: ("not_found",)},
+        ),
+        ("api.album_images", "PUT"): Op(
+            "addAlbumImages",
+            "Albums",
+            "Add images to an album",
+            "Idempotent (an image already in the album stays once). All or nothing: if any id is not one of "
+            "your images, 404 (`detail.image_ids` lists them) and nothing is added. An image may be in "
+            "several albums.",
+            path_params=album_id,
+            json_body=True,
+            body=_json_body(ids, {"image_ids": ["Vb7Qe2kLm0pXz9Rt"]}),
+            responses={200: _json(ref("Album"), "The album after the change.")},
+            errors={404: ("not_found",), 422: ("invalid_input",)},
+        ),
+        ("api.album_image", "DELETE"): Op(
+            "removeAlbumImage",
+            "Albums",
+            "Take an image out of an album",
+            "The image itself stays. 404 when the album is not yours or the image is not in it.",
+            path_params={**album_id, "image_id": "The image's id."},
+            responses={204: {"description": "Removed from the album."}},
+            errors={404: ("not_found",)},
+        ),
+        ("api.images_delete", "POST"): Op(
+            "deleteImages",
+            "Images",
+            "Delete several of your images",
+            "All or nothing: if any id is not one of your images, 404 (`detail.image_ids` lists them) and every "
+            "image stays. The images disappear at once; their bytes are deleted now or by the sweep.",
+            json_body=True,
+            body=_json_body(ids, {"image_ids": ["Vb7Qe2kLm0pXz9Rt", "Xq2W9eLm0pXz9Rt1"]}),
+            responses={200: _json(ref("Deleted"), "How many images were deleted.")},
+            errors={404: ("not_found",), 422: ("invalid_input",)},
+        ),
     }
 
 
@@ -756,11 +962,19 @@ def _operations(settings: Settings) -> dict[tuple[str, str], Op]:
                 "Images per page, 1 to 100 (larger values are clipped to 100).",
             ),
             Param("cursor", {"type": "string"}, "The `next_cursor` of the previous page."),
+            Param(
+                "q",
+                {"type": "string", "maxLength": 200},
+                "Search the filenames: each word must start a word of the name, case-insensitively (`scr 2024` "
+                "finds `Screenshot_2024-01-05.png`); `total` then counts the matches.",
+            ),
+            Param("album", {"type": "string"}, "Only the images in this album of yours (another's: 404)."),
         ),
         responses={200: _json(ref("ImageList"), "One page of images.")},
-        errors={400: ("invalid_cursor", "invalid_limit")},
+        errors={400: ("invalid_cursor", "invalid_limit"), 404: ("not_found",), 422: ("invalid_input",)},
     )
     ops: dict[tuple[str, str], Op] = {
+        **_album_operations(),
         # The system
         ("health", "GET"): Op(
             "health",

@@ -13,6 +13,8 @@ from .accounts import api as accounts_api
 from .accounts import pages as accounts_pages
 from .admin import api as admin_api
 from .admin import pages as admin_pages
+from .albums import api as albums_api
+from .albums import pages as albums_pages
 from .images import api as images_api
 from .images import files as images_files
 from .images import pages as images_pages
@@ -75,6 +77,7 @@ def setup_routes(app: web.Application, storage_routes: dict[str, str]) -> None:
     add("api.upload", "/api/upload", POST=images_api.upload)
     add("api.upload_url", "/api/images/upload-url", POST=images_api.upload_url)
     add("api.confirm", "/api/images/confirm", POST=images_api.confirm)
+    add("api.images_delete", "/api/images/delete", POST=images_api.delete_images)
     add("api.images", "/api/images/", GET=images_api.list_images)
     add("api.images_noslash", "/api/images", GET=images_api.list_images)
     add("api.image", "/api/images/{id}", GET=images_api.get_image, DELETE=images_api.delete_image)
@@ -112,6 +115,22 @@ def setup_routes(app: web.Application, storage_routes: dict[str, str]) -> None:
     add("api.admin_invites", "/api/admin/invites", GET=admin_api.list_invites, POST=admin_api.create_invite)
     add("api.admin_invite", "/api/admin/invites/{invite_id}", DELETE=admin_api.revoke_invite)
     add("api.admin_audit", "/api/admin/audit", GET=admin_api.audit)
+
+    # Albums: the page (a password form posts back to it) and the JSON
+    add("albums", "/albums", GET=albums_pages.albums_list)
+    add("album_page", "/a/{id}", GET=albums_pages.album_page, POST=albums_pages.album_unlock)
+    add("album_settings", "/a/{id}/settings", POST=albums_pages.album_settings)
+    add("album_delete", "/a/{id}/delete", POST=albums_pages.album_delete)
+    add("api.albums", "/api/albums", GET=albums_api.list_albums, POST=albums_api.create_album)
+    add(
+        "api.album",
+        "/api/albums/{id}",
+        GET=albums_api.get_album,
+        PATCH=albums_api.update_album,
+        DELETE=albums_api.delete_album,
+    )
+    add("api.album_images", "/api/albums/{id}/images", PUT=albums_api.add_images)
+    add("api.album_image", "/api/albums/{id}/images/{image_id}", DELETE=albums_api.remove_image)
 
     # Integrations
     add("integrations", "/integrations", GET=integrations_pages.integrations)

@@ -148,3 +148,37 @@ audit_log = Table(
     Column("target_name", String(50), nullable=True),
     Column("detail", Text, nullable=False),
 )
+
+# Albums and the filename search (0009)
+albums = Table(
+    "albums",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("owner_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("description", String(2000), nullable=False),
+    Column("visibility", String(10), nullable=False),
+    Column("password_hash", String(100), nullable=True),
+    Column("cover_image_id", String(32), ForeignKey("images.id", ondelete="SET NULL"), nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+album_images = Table(
+    "album_images",
+    metadata,
+    Column("album_id", String(32), ForeignKey("albums.id", ondelete="CASCADE"), primary_key=True),
+    Column("image_id", String(32), ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    Column("added_at", DateTime, nullable=False),
+)
+
+image_words = Table(
+    "image_words",
+    metadata,
+    Column("image_id", String(32), ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    Column("owner_id", String(32), nullable=False),
+    Column("word", String(255), primary_key=True),
+    Column("prev_word", String(255), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=True),
+)

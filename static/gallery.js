@@ -27,7 +27,7 @@ const allowedTypes = (config.allowedTypes || '').split(',').map((t) => t.trim().
 const stats = { total: Number(config.total) || 0, used: Number(config.usedBytes) || 0 };
 let cursor = config.nextCursor || '';
 
-// ---------------------------------------------------------------- helpers
+// -- helpers
 
 /** Same style as Jinja's filesizeformat, which the server uses. */
 export function humanSize(bytes) {
@@ -113,7 +113,7 @@ function tileImage(tile) {
   return { id: d.imageId, public_url: d.url, page_url: d.pageUrl, filename: d.filename, width: d.width, height: d.height };
 }
 
-// ------------------------------------------------------------ copy + delete
+// -- copy + delete
 
 // A tile's copy items need JavaScript, so the page carries them once and a tile's menu
 // gets them as it first opens (the server-rendered menu works without: open, delete).
@@ -181,7 +181,7 @@ document.addEventListener('submit', async (event) => {
   announce(`Deleted ${source.filename}`);
 });
 
-// ------------------------------------------------------------------ uploads
+// -- uploads
 
 /** Where to PUT: a signed URL on the app itself (local storage) goes to the origin this
  * page came from, which is the same server even when the page was opened under another
@@ -444,7 +444,7 @@ function initUploads() {
   });
 }
 
-// ----------------------------------------------------------- share target
+// -- share target
 
 /** Files shared from another app (the manifest's share_target): the service worker
  * receives the POST and hands the files to this page, which shows them and uploads
@@ -523,7 +523,7 @@ async function receiveShared() {
   box.focus(); // the question, read out; the Upload button takes a deliberate press
 }
 
-// ---------------------------------------------------------------- load more
+// -- load more
 
 function initLoadMore() {
   const link = $('[data-load-more]');
@@ -562,6 +562,11 @@ function initLoadMore() {
       link.textContent = label;
     }
   });
+}
+
+// -- bulk actions: bulk.js, on first use of a tile's checkbox
+for (const t of ['click', 'keydown']) {
+  addEventListener(t, (e) => e.target.matches('[data-select]') && import('./bulk.js').then((m) => m.init(e, updateStats)));
 }
 
 if (grid && tileTemplate && rowTemplate && uploadList && tray) {

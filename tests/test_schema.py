@@ -60,3 +60,40 @@ def test_migrations_create_the_schema_the_code_uses(fresh_database):
         assert listing["ix_images_owner_listing"] == ["owner_id", "status", "created_at", "id"]
     finally:
         engine.dispose()
+
+
+def test_images_stored_before_albums_are_found_by_the_start_of_their_name(fresh_database):
+    """0009 indexes existing active images by their whole lower-cased filename."""
+    from yoyo import get_backend, read_migrations
+
+    from imagehost.db import MIGRATIONS_DIR
+
+    settings = load_settings(_env_file=None, database_url=fresh_database, secret_key=SECRET)
+    migrations = read_migrations(str(MIGRATIONS_DIR))
+    before = migrations.filter(lambda m: m.id < "0009")
+    backend = get_backend(settings.yoyo_url)
+    try:
+        with backend.lock():
+            backend.apply_migrations(backend.to_apply(before))
+    finally:
+        backend.connection.close()
+    engine = create_engine(_sync_url(fresh_database))
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO users (id, username, username_key, email, email_key, password_hash, created_at) "
+                "VALUES ('u1', 'A', 'a', 'a@x', 'a@x', 'h', '2024-01-01 00:00:00')"
+            )
+            for image_id, status, name in (("i1", "active", "Old Shot.PNG"), ("i2", "pending", "half.png")):
+                conn.exec_driver_sql(
+                    "INSERT INTO images (id, owner_id, status, storage_key, filename, content_type, size_bytes, "
+                    "delete_token_hash, created_at) VALUES "
+                    f"('{image_id}', 'u1', '{status}', '{image_id}.png', '{name}', 'image/png', 1, 'h', "
+                    "'2024-01-01 00:00:00')"
+                )
+        assert apply_migrations(settings)  # the rest, 0009 among them
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT image_id, owner_id, word FROM image_words").all()
+        assert [tuple(r) for r in rows] == [("i1", "u1", "old shot.png")]
+    finally:
+        engine.dispose()

@@ -11,6 +11,7 @@ from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ..accounts.identity import require_user
+from ..albums import service as albums_service
 from ..db import utcnow
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType
 from ..http.bodies import read_json
@@ -202,11 +203,17 @@ async def local_put(request: web.Request) -> web.Response:
 
 
 async def list_images(request: web.Request) -> web.Response:
-    """GET /api/images/?limit=&cursor=: the caller's images, newest first."""
+    """GET /api/images/?limit=&cursor=&q=&album=: the caller's images, newest first;
+    `q` searches the filenames, `album` keeps one of the caller's albums (another's: 404)."""
     user = require_user(request)
     env = request.app[ENV]
     limit = service.page_limit(request.query.get("limit"))
-    rows, nxt, total = await service.listing(env, user.id, request.query.get("cursor"), limit)
+    album_id = request.query.get("album") or None
+    if album_id is not None:
+        await albums_service.owned(env, user.id, album_id)
+    rows, nxt, total = await service.listing(
+        env, user.id, request.query.get("cursor"), limit, q=request.query.get("q"), album_id=album_id
+    )
     body = {
         "images": [service.image_json(env, r) for r in rows],
         "total": total,
@@ -240,3 +247,11 @@ async def export_all(request: web.Request) -> web.StreamResponse:
     rows = await service.everything_of(env, user.id)
     name = f"imagehost-export-{user.username}-{utcnow():%Y-%m-%d}.zip"
     return await export.zip_response(request, env, user, rows, name)
+
+
+async def delete_images(request: web.Request) -> web.Response:
+    """POST /api/images/delete {image_ids}: the caller's images, all of them or (404) none."""
+    user = require_user(request)
+    data = await read_json(request)
+    deleted = await service.delete_many(request.app[ENV], user.id, data.get("image_ids"))
+    return web.json_response({"deleted": deleted})

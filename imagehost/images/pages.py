@@ -19,7 +19,8 @@ PAGE_SIZE = 50
 async def gallery(request: web.Request) -> web.Response:
     user = require_user(request)
     env = request.app[ENV]
-    rows, nxt, total = await service.listing(env, user.id, request.query.get("cursor"), PAGE_SIZE)
+    q = request.query.get("q", "").strip()  # the search box: the page works without JavaScript
+    rows, nxt, total = await service.listing(env, user.id, request.query.get("cursor"), PAGE_SIZE, q=q)
     used = user.storage_used_bytes  # loaded with the caller by the identity middleware, this request
     default_expiry = (await sharing.preferences(env, user.id)).default_expiry_seconds
     expiry_choices = sharing.expiry_choices(env, default_expiry)  # the uploader's picker
@@ -42,6 +43,7 @@ async def gallery(request: web.Request) -> web.Response:
             "allowed_types": list(settings.allowed_image_types),
             "expiry_choices": expiry_choices,
             "default_expiry": default_expiry,
+            "q": q,
         },
     )
 

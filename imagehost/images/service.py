@@ -630,13 +630,43 @@ class BadLimit(AppError):
     status, code, message = 400, "invalid_limit", "limit must be an integer from 1 to 100"
 
 
+MAX_QUERY, MAX_QUERY_WORDS = 200, 8
+
+
+def search_words(raw: str | None) -> list[str]:
+    """The `q` parameter as the words to look for (none: no search). Each must start a
+    word of the filename, case-insensitively: `scr 2024` finds `Screenshot_2024-01-05.png`."""
+    if not raw or not raw.strip():
+        return []
+    if len(raw) > MAX_QUERY:
+        raise Unprocessable(f"q is at most {MAX_QUERY} characters", {"field": "q"})
+    words = store.filename_words(raw)
+    if len(words) > MAX_QUERY_WORDS:
+        raise Unprocessable(f"q has at most {MAX_QUERY_WORDS} words", {"field": "q"})
+    return words
+
+
 async def listing(
-    env: Env, owner_id: str, raw_cursor: str | None, limit: int
+    env: Env,
+    owner_id: str,
+    raw_cursor: str | None,
+    limit: int,
+    *,
+    q: str | None = None,
+    album_id: str | None = None,
 ) -> tuple[list[ImageRow], store.Cursor | None, int]:
-    """One page of the owner's images after the opaque cursor, and how many they have."""
+    """One page of the owner's images after the opaque cursor, and how many they have;
+    with `q`, those whose filename matches (see `search_words`), with `album_id` (an album
+    the caller checked is the owner's), those in it — `total` then counts the matches.
+    A `q` with no letter or digit in it matches nothing."""
     cursor = store.Cursor.decode(raw_cursor) if raw_cursor else None
+    words = search_words(q)
     async with env.engine.connect() as conn:
-        return await store.list_for_owner(conn, owner_id, cursor, limit)
+        if q and q.strip() and not words:
+            return [], None, 0
+        if not words and album_id is None:
+            return await store.list_for_owner(conn, owner_id, cursor, limit)
+        return await store.list_filtered(conn, owner_id, cursor, limit, words=words, album_id=album_id)
 
 
 async def everything_of(env: Env, owner_id: str) -> list[ImageRow]:
@@ -669,6 +699,36 @@ async def delete_by_owner(env: Env, owner_id: str, image_id: str) -> None:
     """The owner deletes their image; anyone else gets 404 and the image stays."""
     if not await _delete(env, image_id, owner_id=owner_id):
         raise NotFound("image not found")
+
+
+MAX_BULK = 500
+
+
+async def delete_many(env: Env, owner_id: str, raw_ids: Any) -> int:
+    """The owner deletes several images at once. All or nothing: if any id is not the
+    owner's live image, 404 and every image stays. Rows first (in one transaction), then
+    their objects, as `_delete` does."""
+    if (
+        not isinstance(raw_ids, list)
+        or not raw_ids
+        or len(raw_ids) > MAX_BULK
+        or not all(isinstance(i, str) and 0 < len(i) <= 32 for i in raw_ids)
+    ):
+        raise Unprocessable(f"image_ids is a list of 1 to {MAX_BULK} image ids", {"field": "image_ids"})
+    ids = list(dict.fromkeys(raw_ids))
+    keys: list[str] = []
+    async with transaction(env.engine) as conn:
+        found = await store.live_owned_ids(conn, owner_id, ids)
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise NotFound("image not found", {"image_ids": missing[:20]})
+        for image_id in ids:
+            removed = await store.remove(conn, image_id, owner_id=owner_id, status=ACTIVE, orphan_delay=TOMBSTONE_DELAY)
+            if removed is None:  # deleted meanwhile: the whole request is refused
+                raise NotFound("image not found", {"image_ids": [image_id]})
+            keys.extend(removed.keys)
+    await delete_objects(env, keys)
+    return len(ids)
 
 
 async def delete_by_token(env: Env, image_id: str, token: str) -> bool:

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
+import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db import utcnow
 from ..errors import BadRequest, QuotaExceeded, Unauthorized
-from ..tables import images, storage_orphans, users
+from ..tables import album_images, image_words, images, storage_orphans, users
 
 PENDING, ACTIVE = "pending", "active"
 PIPELINE_VERSION = 1  # metadata stripped, thumbnail and display size made
@@ -214,7 +217,18 @@ async def activate(
     if res.rowcount != 1:
         return False
     await _adjust_user(conn, row.owner_id, row.size_bytes - size_bytes, 1)
+    await _add_words(conn, row, now, now + timedelta(seconds=lifetime) if lifetime else None)
     return True
+
+
+async def _add_words(conn: AsyncConnection, row: ImageRow, created_at: datetime, expires_at: datetime | None) -> None:
+    """The search words of an image that just became active, with its final created_at
+    and expires_at (the search sorts and filters on them); they go with its row."""
+    words = sorted(filename_words(row.filename))
+    if words:
+        values = {"image_id": row.id, "owner_id": row.owner_id, "created_at": created_at, "expires_at": expires_at}
+        pairs = zip(words, ["", *words[:-1]], strict=True)
+        await conn.execute(insert(image_words), [{**values, "word": w, "prev_word": p} for w, p in pairs])
 
 
 async def remove(
@@ -462,6 +476,137 @@ async def all_live_for_owner(conn: AsyncConnection, owner_id: str) -> list[Image
     """Every live image of the owner, oldest first (an export's list: taken once, at its start)."""
     q = select(*_COLS).where(images.c.owner_id == owner_id, _live()).order_by(images.c.created_at, images.c.id)
     return [_image_row(r) for r in await conn.execute(q)]
+
+
+# --------------------------------------------------------------------------- search and album filter
+
+MAX_WORD = 64
+_WORD = re.compile(r"[^\W_]+")
+_TOP = "\U0010ffff"  # sorts after every character: [w, w + _TOP) holds the words starting with w
+
+
+def filename_words(text: str) -> list[str]:
+    """The words a filename is found by, and a query is made of: NFKC, case-folded, split
+    at anything that is not a letter or digit, each clipped to 64 characters."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return list(dict.fromkeys(w[:MAX_WORD] for w in _WORD.findall(folded)))
+
+
+def _word_range(col: Any, prefix: str) -> list[Any]:
+    """`col` starts with `prefix`: a range an index can scan; the LIKE keeps it exact
+    whatever the collation's ordering (words are letters and digits: nothing to escape)."""
+    return [col >= prefix, col < prefix + _TOP, col.like(prefix + "%")]
+
+
+def _has_word(image_id: Any, prefix: str) -> Any:
+    """A primary-key probe: the image has a filename word starting with `prefix`."""
+    w = image_words.alias("w")
+    return select(w.c.image_id).where(w.c.image_id == image_id, *_word_range(w.c.word, prefix)).exists()
+
+
+def _in_album(image_id: Any, album_id: str) -> Any:
+    return (
+        select(album_images.c.image_id)
+        .where(album_images.c.album_id == album_id, album_images.c.image_id == image_id)
+        .exists()
+    )
+
+
+SCAN_DENSITY = 50  # walk the listing newest-first when at least 1 image in this many matches
+
+
+def _after(created_at: Any, id_col: Any, cursor: Cursor | None) -> list[Any]:
+    if cursor is None:
+        return []
+    return [or_(created_at < cursor.created_at, and_(created_at == cursor.created_at, id_col < cursor.id))]
+
+
+async def list_filtered(
+    conn: AsyncConnection,
+    owner_id: str,
+    cursor: Cursor | None,
+    limit: int,
+    *,
+    words: Sequence[str] = (),
+    album_id: str | None = None,
+) -> tuple[list[ImageRow], Cursor | None, int]:
+    """`list_for_owner` narrowed to the images having a filename word starting with each
+    of `words`, and/or in one album (the caller checked the album is the owner's), and
+    how many match.
+
+    With words, the matches come from image_words alone: the longest word's range of
+    (owner_id, word, created_at, image_id, expires_at, prev_word) — likely the rarest
+    word — each image once (its first word with the prefix: see the migration), with a
+    primary-key probe for every other word and the album. The count is an index-only
+    scan without DISTINCT; the page, by the density of matches: when rarer than 1 in SCAN_DENSITY, the
+    matching index entries are sorted (no table row is read until the page's own); when
+    commoner, the owner's listing index is walked newest first with the same probes and
+    stops at the page's end (about limit × SCAN_DENSITY entries at most). So the cost
+    follows the matches or the page, not the number of the owner's images."""
+    now = utcnow()
+    rest = sorted(words, key=len, reverse=True)
+    if not rest:
+        assert album_id is not None
+        conds = [images.c.owner_id == owner_id, _live()]
+        conds.append(images.c.id.in_(select(album_images.c.image_id).where(album_images.c.album_id == album_id)))
+        total = int((await conn.execute(select(func.count()).select_from(images).where(*conds))).scalar_one())
+        q = select(images.c.id).where(*conds, *_after(images.c.created_at, images.c.id, cursor))
+        q = q.order_by(images.c.created_at.desc(), images.c.id.desc())
+    else:
+        driver, others = rest[0], rest[1:]
+        w = image_words
+        probes = [_has_word(w.c.image_id, o) for o in others]
+        if album_id is not None:
+            probes.append(_in_album(w.c.image_id, album_id))
+        matching = [
+            w.c.owner_id == owner_id,
+            *_word_range(w.c.word, driver),
+            ~w.c.prev_word.like(driver + "%"),  # the image's first word with this prefix: each image once
+            or_(w.c.expires_at.is_(None), w.c.expires_at > now),
+            *probes,
+        ]
+        total = int((await conn.execute(select(func.count()).select_from(w).where(*matching))).scalar_one())
+        if total == 0:
+            return [], None, 0
+        if total * SCAN_DENSITY < await count_for_owner(conn, owner_id):
+            q = (
+                select(w.c.image_id)
+                .where(*matching, *_after(w.c.created_at, w.c.image_id, cursor))
+                .order_by(w.c.created_at.desc(), w.c.image_id.desc())
+            )
+        else:
+            conds = [images.c.owner_id == owner_id, _live(), *[_has_word(images.c.id, x) for x in rest]]
+            if album_id is not None:
+                conds.append(_in_album(images.c.id, album_id))
+            q = select(images.c.id).where(*conds, *_after(images.c.created_at, images.c.id, cursor))
+            q = q.order_by(images.c.created_at.desc(), images.c.id.desc())
+    ids = [str(r[0]) for r in await conn.execute(q.limit(limit + 1))]
+    found = await get_many(conn, ids)
+    rows = [found[i] for i in ids if i in found]
+    page = rows[:limit]
+    nxt = Cursor(page[-1].created_at, page[-1].id) if len(ids) > limit and page else None
+    return page, nxt, total
+
+
+async def live_owned_ids(conn: AsyncConnection, owner_id: str, image_ids: list[str]) -> set[str]:
+    """Which of `image_ids` are the owner's live images."""
+    if not image_ids:
+        return set()
+    q = select(images.c.id).where(images.c.id.in_(image_ids), images.c.owner_id == owner_id, _live())
+    return {str(r[0]) for r in await conn.execute(q)}
+
+
+async def get_many(conn: AsyncConnection, image_ids: list[str]) -> dict[str, ImageRow]:
+    """Live images by id (any owner's: the caller decides who may see them)."""
+    if not image_ids:
+        return {}
+    q = select(*_COLS).where(images.c.id.in_(image_ids), _live())
+    return {r.id: r for r in (_image_row(x) for x in await conn.execute(q))}
+
+
+def live() -> ColumnElement[bool]:
+    """Active and not past its expiry (for other rooms' queries joining images)."""
+    return _live()
 
 
 async def count_for_owner(conn: AsyncConnection, owner_id: str) -> int:

@@ -25,6 +25,9 @@ JS_ROUTES = (
     "api.upload_url",
     "api.confirm",
     "share",
+    "api.images_delete",
+    "api.albums",
+    "api.album_images",
 )
 
 

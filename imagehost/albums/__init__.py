@@ -1,0 +1,1 @@
+"""Albums: a user's lists of images, with a page to share them (`/a/<id>`)."""
