@@ -658,6 +658,35 @@ def _album_operations() -> dict[tuple[str, str], Op]:
             responses={204: {"description": "Removed from the album."}},
             errors={404: ("not_found",)},
         ),
+        ("api.album_download", "GET"): Op(
+            "downloadAlbum",
+            "Albums",
+            "Download an album as a ZIP",
+            "The same archive as `GET /api/export`, holding only this album's live images: the originals "
+            "under `images/` and `metadata.json`, uncompressed, with the exact length sent as Content-Length. "
+            "Your own albums only (404 for anyone else's, whatever its visibility). If an image disappears "
+            "while the archive is written, the connection is closed short of that length.",
+            path_params=album_id,
+            responses={
+                200: {
+                    "description": "The ZIP archive.",
+                    "headers": {
+                        "Content-Disposition": {
+                            "description": 'attachment; filename="imagehost-album-<title>-<YYYY-MM-DD>.zip"',
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                        "Content-Length": {
+                            "description": "The archive's exact length.",
+                            "required": True,
+                            "schema": {"type": "integer", "minimum": 22},
+                        },
+                    },
+                    "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+                }
+            },
+            errors={404: ("not_found",)},
+        ),
         ("api.images_delete", "POST"): Op(
             "deleteImages",
             "Images",

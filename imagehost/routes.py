@@ -131,6 +131,7 @@ def setup_routes(app: web.Application, storage_routes: dict[str, str]) -> None:
     )
     add("api.album_images", "/api/albums/{id}/images", PUT=albums_api.add_images)
     add("api.album_image", "/api/albums/{id}/images/{image_id}", DELETE=albums_api.remove_image)
+    add("api.album_download", "/api/albums/{id}/download", GET=albums_api.download_album)
 
     # Integrations
     add("integrations", "/integrations", GET=integrations_pages.integrations)

@@ -6,7 +6,9 @@ import orjson
 from aiohttp import web
 
 from ..accounts.identity import require_user
+from ..db import utcnow
 from ..http.bodies import read_json
+from ..images import export
 from ..images import service as images_service
 from ..typedefs import ENV
 from . import service
@@ -75,3 +77,13 @@ async def remove_image(request: web.Request) -> web.Response:
     user = require_user(request)
     await service.remove_image(request.app[ENV], user.id, request.match_info["id"], request.match_info["image_id"])
     return web.Response(status=204)
+
+
+async def download_album(request: web.Request) -> web.StreamResponse:
+    """GET /api/albums/{id}/download: the album's live images as one streamed ZIP, the same
+    archive as `GET /api/export` (originals and metadata.json) limited to the album."""
+    user = require_user(request)
+    env = request.app[ENV]
+    view, rows = await service.images_for_download(env, user.id, request.match_info["id"])
+    name = f"imagehost-album-{view.album.title}-{utcnow():%Y-%m-%d}.zip"
+    return await export.zip_response(request, env, user, rows, name)

@@ -4,6 +4,9 @@ bad input refused with nothing changed."""
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import zipfile
 
 import pytest
 from sqlalchemy import select
@@ -127,6 +130,7 @@ async def test_another_users_album_is_404_on_every_route_and_unchanged(client, b
         ("DELETE", f"/api/albums/{aid}", None),
         ("PUT", f"/api/albums/{aid}/images", {"image_ids": [mine["id"]]}),
         ("DELETE", f"/api/albums/{aid}/images/{img['id']}", None),
+        ("GET", f"/api/albums/{aid}/download", None),
     ]
     for method, path, body in calls:
         resp = await client.request(method, path, json=body, headers=mallory.auth)
@@ -247,3 +251,31 @@ async def test_an_albums_images_for_a_download_are_the_owners_live_ones_oldest_f
     assert view.album.id == album["id"] and [r.id for r in rows] == [a["id"], c["id"]]
     with pytest.raises(NotFound):
         await service.images_for_download(env, other.id, album["id"])
+
+
+async def test_an_album_downloads_as_a_zip_of_exactly_its_live_images(client, backend, make_user):
+    """`GET /api/albums/{id}/download`: the export's archive, limited to the album: the images
+    in it (not the owner's others, not a deleted one), byte for byte, with their metadata."""
+    user = await make_user()
+    a, b, c = [await uploaded(client, user, image_bytes(size=(60 + n, 40)), f"{n}.png") for n in (1, 2, 3)]
+    outside = await uploaded(client, user, image_bytes(size=(70, 40)), "outside.png")
+    album = await new_album(client, user, title="Été 2026")
+    ids = [a["id"], b["id"], c["id"]]
+    await client.put(f"/api/albums/{album['id']}/images", json={"image_ids": ids}, headers=user.auth)
+    await client.delete(f"/api/images/{b['id']}", headers=user.auth)
+
+    resp = await client.get(f"/api/albums/{album['id']}/download", headers=user.auth)
+    body = await resp.read()
+    assert resp.status == 200 and resp.headers["Content-Type"] == "application/zip"
+    assert int(resp.headers["Content-Length"]) == len(body)
+    disposition = resp.headers["Content-Disposition"]
+    assert disposition.startswith('attachment; filename="imagehost-album-') and "filename*=UTF-8''" in disposition
+    archive = zipfile.ZipFile(io.BytesIO(body))
+    assert archive.testzip() is None
+    assert sorted(archive.namelist()) == ["images/1.png", "images/3.png", "metadata.json"]
+    meta = json.loads(archive.read("metadata.json"))
+    assert sorted(m["id"] for m in meta["images"]) == sorted([a["id"], c["id"]])
+    assert outside["id"] not in {m["id"] for m in meta["images"]}
+    for entry in meta["images"]:
+        key = entry["public_url"].rsplit("/", 1)[-1]
+        assert archive.read(entry["path"]) == backend.read_object(key)

@@ -237,6 +237,11 @@ async def test_the_owner_manages_an_album_from_its_page(client, backend, make_us
     page = await client.get(f"/a/{album['id']}")
     token = csrf_of(await page.text())
     assert 'data-testid="album-settings"' in await page.text()
+    download = f'href="/api/albums/{album["id"]}/download" download'
+    assert download in await page.text()
+    resp = await client.get(f"/api/albums/{album['id']}/download")  # the session is enough
+    assert resp.status == 200 and resp.headers["Content-Type"] == "application/zip"
+    assert int(resp.headers["Content-Length"]) == len(await resp.read())
     form = {"csrf_token": token, "title": "After", "description": "d", "visibility": "unlisted", "password": "pw"}
     resp = await client.post(f"/a/{album['id']}/settings", data=form, allow_redirects=False)
     assert resp.status == 303
@@ -250,6 +255,7 @@ async def test_the_owner_manages_an_album_from_its_page(client, backend, make_us
     # no owner controls for anyone else
     status, body, _ = await crawl(client, backend, album["page_url"])
     assert status == 200 and "After" in body.decode() and "album-settings" not in body.decode()
+    assert "/download" not in body.decode()
     resp = await client.post(f"/a/{album['id']}/delete", data={"csrf_token": token}, allow_redirects=False)
     assert resp.status == 303
     assert (await client.get(f"/api/albums/{album['id']}", headers=owner.auth)).status == 404
