@@ -63,7 +63,8 @@ def test_migrations_create_the_schema_the_code_uses(fresh_database):
 
 
 def test_images_stored_before_albums_are_found_by_the_start_of_their_name(fresh_database):
-    """0009 indexes existing active images by their whole lower-cased filename."""
+    """0009 indexes existing active images by their whole lower-cased filename; 0010
+    replaces that with their words (tests/test_migration_0010.py goes further)."""
     from yoyo import get_backend, read_migrations
 
     from imagehost.db import MIGRATIONS_DIR
@@ -91,9 +92,18 @@ def test_images_stored_before_albums_are_found_by_the_start_of_their_name(fresh_
                     f"('{image_id}', 'u1', '{status}', '{image_id}.png', '{name}', 'image/png', 1, 'h', "
                     "'2024-01-01 00:00:00')"
                 )
-        assert apply_migrations(settings)  # the rest, 0009 among them
+        backend = get_backend(settings.yoyo_url)
+        try:
+            with backend.lock():
+                backend.apply_migrations(backend.to_apply(migrations.filter(lambda m: m.id < "0010")))
+        finally:
+            backend.connection.close()
         with engine.connect() as conn:
             rows = conn.exec_driver_sql("SELECT image_id, owner_id, word FROM image_words").all()
         assert [tuple(r) for r in rows] == [("i1", "u1", "old shot.png")]
+        assert apply_migrations(settings)  # the rest: 0010 splits them into words
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT image_id, word, prev_word FROM image_words ORDER BY word").all()
+        assert [tuple(r) for r in rows] == [("i1", "old", ""), ("i1", "png", "old"), ("i1", "shot", "png")]
     finally:
         engine.dispose()
