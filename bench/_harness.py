@@ -54,11 +54,16 @@ def wait_http(url: str, timeout: float = 30) -> None:
             time.sleep(0.1)
 
 
+def taskset(pin: str) -> list[str]:
+    """The command prefix that pins a process (and its children) to the CPUs in `pin`."""
+    return ["taskset", "-c", pin] if pin and shutil.which("taskset") else []
+
+
 @contextmanager
-def moto_server():
+def moto_server(pin: str = ""):
     port = free_port()
     proc = subprocess.Popen(
-        [PY, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [*taskset(pin), PY, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -137,13 +142,17 @@ class RssSampler:
 
 
 @contextmanager
-def imagehost(db: str = "sqlite", storage: str = "local", s3_endpoint: str = "", **extra: str):
-    """Migrate, create a user with an API key, and serve in a subprocess."""
+def imagehost(
+    db: str = "sqlite", storage: str = "local", s3_endpoint: str = "", pin: str = "", workers: int = 1, **extra: str
+):
+    """Migrate, create a user with an API key, and serve in a subprocess (pinned to the
+    CPUs `pin` names with taskset, with `workers` worker processes)."""
     tmp = Path(tempfile.mkdtemp(prefix="imagehost-bench-"))
     port = free_port()
     with pg_database() if db == "pg" else _nothing(f"sqlite:///{tmp}/bench.db") as db_url:
         env = {
             **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
+            "PYTHONPATH": str(ROOT),  # the checkout this benchmark belongs to
             "DATABASE_URL": db_url,
             "SECRET_KEY": SECRET,
             "DATA_DIR": str(tmp / "data"),
@@ -167,7 +176,10 @@ def imagehost(db: str = "sqlite", storage: str = "local", s3_endpoint: str = "",
         subprocess.run([PY, "-m", "imagehost", "migrate"], env=env, cwd=tmp, check=True, capture_output=True)
         subprocess.run([PY, "-m", "imagehost", "storage-setup"], env=env, cwd=tmp, check=True, capture_output=True)
         user_id, key = asyncio.run(_make_user(env))
-        proc = subprocess.Popen([PY, "-m", "imagehost", "serve", "--port", str(port)], env=env, cwd=tmp)
+        argv = [PY, "-m", "imagehost", "serve", "--port", str(port)]
+        if workers != 1:
+            argv += ["--workers", str(workers)]
+        proc = subprocess.Popen(taskset(pin) + argv, env=env, cwd=tmp)
         try:
             wait_http(f"http://127.0.0.1:{port}/api/health")
             yield Server(f"http://127.0.0.1:{port}", proc.pid, env, key, user_id, tmp)
