@@ -225,6 +225,7 @@ def bare_for(srv, owner: str):
     if db_url.startswith("sqlite:///"):
         db_url = "sqlite+aiosqlite:///" + db_url.split(":///", 1)[1]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    (srv.tmp / "images").mkdir(exist_ok=True)  # S3 mode has no folder of its own: the anchor writes there
     argv = [*taskset(SERVER_CPU), PY, str(script), str(port), str(srv.tmp / "images"), db_url, owner]
     with process(argv, f"http://127.0.0.1:{port}/", env):
         yield f"http://127.0.0.1:{port}"
