@@ -17,11 +17,29 @@ from .errors import CLIENT_CLOSED_REQUEST
 _ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
-@web.middleware
-async def access_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def request_id(request: web.Request) -> str:
+    """The request's id: the client's X-Request-ID if it is a sane one, else a new one."""
     incoming = request.headers.get("X-Request-ID", "")
     rid = incoming if _ID_RE.fullmatch(incoming) else new_id(9)
     request[REQUEST_ID] = rid
+    return rid
+
+
+def log_request(request: web.Request, rid: str, status: int, seconds: float) -> None:
+    identity = request.get(IDENTITY)
+    logger.bind(
+        request_id=rid,
+        method=request.method,
+        path=request.path,
+        status=status,
+        duration_ms=round(seconds * 1000, 2),
+        user_id=identity.user.id if identity else None,
+    ).info("{} {} {}", request.method, request.path, status)
+
+
+@web.middleware
+async def access_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    rid = request_id(request)
     start = time.perf_counter()
     status = 500
     try:
@@ -37,12 +55,4 @@ async def access_log_middleware(request: web.Request, handler: Handler) -> web.S
         status = CLIENT_CLOSED_REQUEST  # the client went away: no answer was sent
         raise
     finally:
-        identity = request.get(IDENTITY)
-        logger.bind(
-            request_id=rid,
-            method=request.method,
-            path=request.path,
-            status=status,
-            duration_ms=round((time.perf_counter() - start) * 1000, 2),
-            user_id=identity.user.id if identity else None,
-        ).info("{} {} {}", request.method, request.path, status)
+        log_request(request, rid, status, time.perf_counter() - start)
