@@ -5,6 +5,7 @@ live here, once."""
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
 from datetime import datetime
 
@@ -14,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from ..db import transaction, utcnow
 from ..env import Env
 from ..errors import AppError, NotFound, TooManyRequests, Unauthorized
-from . import store, throttle
+from . import keycache, store, throttle
 from .passwords import dummy_hash_async, hash_password, verify_password
 from .store import ApiKey, User, username_key
 
@@ -182,13 +183,20 @@ async def revoke_api_key(env: Env, user_id: str, key_id: str) -> None:
     """Unknown, already revoked, or someone else's: all the same 404."""
     async with transaction(env.engine) as conn:
         revoked = await store.revoke_key(conn, user_id, key_id)
+    keycache.clear()  # committed: this process refuses the key from the next request on
     if not revoked:
         raise NotFound("no such API key")
 
 
 async def user_for_key(env: Env, secret: str) -> tuple[User, str] | None:
     """The key's owner and the key's id; None for an unknown or revoked key. Records the
-    use at most once a minute, so most requests only read."""
+    use at most once a minute, so most requests only read; a valid key's answer is kept
+    for at most a second in this process (`keycache`: how a revocation still takes effect
+    everywhere within that second)."""
+    cached = keycache.api_keys.get(secret)
+    if cached is not None:
+        return cached
+    since = time.monotonic()
     async with env.engine.connect() as conn:
         found = await store.authenticate_key(conn, secret)
     if found is None:
@@ -197,6 +205,7 @@ async def user_for_key(env: Env, secret: str) -> tuple[User, str] | None:
     if due:
         async with transaction(env.engine) as conn:
             await store.touch_key(conn, key_id)
+    keycache.api_keys.put(secret, (user, key_id), since)
     return user, key_id
 
 

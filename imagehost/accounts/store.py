@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..db import json_time, new_id, sha256_hex, utcnow
 from ..tables import api_keys, users
 from ..tables import revoked_sessions as rs
+from . import keycache
 
 # --------------------------------------------------------------------------- users
 
@@ -174,6 +175,7 @@ async def revoke_key(conn: AsyncConnection, user_id: str, key_id: str) -> bool:
         .where(api_keys.c.id == key_id, api_keys.c.user_id == user_id, api_keys.c.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
+    keycache.clear()  # this process forgets it now (the caller clears again after its commit)
     return res.rowcount == 1
 
 
