@@ -16,7 +16,8 @@ interleaved round after round; the medians and ratios are printed at the end.
 
 Modes: sqlite-local (all three), pg-local (upload, list), sqlite-s3 (upload; the moto
 server runs on CPU 1 beside wrk). `--scaling` adds imagehost with 1 and with 2 worker
-processes on both CPUs (wrk shares CPU 1: a lower bound of what two cores give).
+processes on both CPUs (wrk shares CPU 1: a lower bound of what two cores give);
+`--loops` adds imagehost on asyncio's event loop against uvloop's (EVENT_LOOP).
 `--existing` runs bench/upload_throughput.py and bench/list_images.py afterwards (upload
 memory; 100 vs 100 000 images). wrk and nginx come from bench/setup.sh if missing.
 """
@@ -45,6 +46,7 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 SERVER_CPU, CLIENT_CPU = "0", "1"
 BOUNDARY = "sideBySideB0undary"
+VARIANTS = ("loop", "scaling")
 RESULTS: dict[tuple[str, str, str], list[float]] = defaultdict(list)  # (mode, what, who) → req/s per round
 ERRORS: dict[tuple[str, str, str], int] = defaultdict(int)
 
@@ -332,12 +334,13 @@ def run_mode(mode: str, args: argparse.Namespace, nginx: str, moto: str) -> None
                     record(mode, what, who, rate, errors)
 
 
-def run_scaling(args: argparse.Namespace) -> None:
-    """imagehost with 1 and 2 worker processes on both CPUs (wrk on CPU 1 too)."""
-    print("\n# scaling: sqlite-local, server on CPUs 0-1, wrk on CPU 1", flush=True)
+def run_variants(name: str, pin: str, variants: list[tuple[str, dict]], args: argparse.Namespace) -> None:
+    """imagehost (sqlite-local) under each variant of its settings, interleaved round by
+    round: serve, upload and list, as in the table."""
+    print(f"\n# {name}: sqlite-local, server on CPU(s) {pin}, wrk on CPU {CLIENT_CPU}", flush=True)
     for rnd in range(args.rounds):
-        for workers in (1, 2) if rnd % 2 == 0 else (2, 1):
-            with imagehost("sqlite", "local", pin="0,1", workers=workers) as srv:
+        for label, kwargs in variants if rnd % 2 == 0 else list(reversed(variants)):
+            with imagehost("sqlite", "local", pin=pin, **kwargs) as srv:
                 url = asyncio.run(_upload(srv.base, srv.api_key, jpeg_26k(), "hot.jpg", "image/jpeg"))
                 owner, key = asyncio.run(_second_user(srv.env))
                 insert_rows(srv.env["DATABASE_URL"], owner, 200)
@@ -351,9 +354,11 @@ def run_scaling(args: argparse.Namespace) -> None:
                     ("upload", f"{srv.base}/api/upload", {"Authorization": f"Bearer {srv.api_key}"}, str(lua)),
                     ("list", f"{srv.base}/api/images/?limit=50", {"Authorization": f"Bearer {key}"}, ""),
                 ):
+                    if what not in args.only:
+                        continue
                     wrk(u, 1, args.connections, h, sc)
                     rate, errors = wrk(u, args.duration, args.connections, h, sc)
-                    record("scaling", what, f"{workers} worker(s)", rate, errors)
+                    record(name, what, label, rate, errors)
 
 
 def report(args: argparse.Namespace) -> None:
@@ -363,7 +368,7 @@ def report(args: argparse.Namespace) -> None:
     for (mode, what, who), rates in RESULTS.items():
         groups[(mode, what)][who] = statistics.median(rates)
     for (mode, what), by in groups.items():
-        if mode == "scaling":
+        if mode in VARIANTS:
             continue
         ours = by.pop("imagehost", 0.0)
         for who, theirs in by.items():
@@ -371,9 +376,9 @@ def report(args: argparse.Namespace) -> None:
             note = f"  [{fails} failed answers]" if fails else ""
             print(f"{mode:<13} {what:<7} {ours:10.1f} {theirs:10.1f}  {ours / theirs:6.3f}  {who}{note}")
     for (mode, what), by in groups.items():
-        if mode == "scaling" and len(by) == 2:
-            one, two = by["1 worker(s)"], by["2 worker(s)"]
-            print(f"scaling       {what:<7} 1 worker {one:9.1f}  2 workers {two:9.1f}  ×{two / one:.2f}")
+        if mode in VARIANTS and len(by) == 2:
+            (a_label, a), (b_label, b) = by.items()
+            print(f"{mode:<13} {what:<7} {a_label} {a:9.1f}   {b_label} {b:9.1f}   ×{b / a:.2f}")
 
 
 def main() -> int:
@@ -382,19 +387,24 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--only", default="serve,upload,list")
-    ap.add_argument("--modes", default="sqlite-local,pg-local,sqlite-s3")
+    ap.add_argument("--modes", default="sqlite-local,pg-local,sqlite-s3", help="'' for none")
     ap.add_argument("--scaling", action="store_true", help="also 1 vs 2 worker processes")
+    ap.add_argument("--loops", action="store_true", help="also EVENT_LOOP=asyncio vs uvloop")
     ap.add_argument("--existing", action="store_true", help="also upload_throughput.py and list_images.py")
     args = ap.parse_args()
     args.only = args.only.split(",")
     nginx = ensure_tools()
-    modes = args.modes.split(",")
+    modes = [m for m in args.modes.split(",") if m]
     with ExitStack() as stack:
         moto = stack.enter_context(moto_server(pin=CLIENT_CPU))[0] if any(m.endswith("s3") for m in modes) else ""
         for mode in modes:
             run_mode(mode, args, nginx, moto)
+    if args.loops:
+        loops = [("asyncio", {"EVENT_LOOP": "asyncio"}), ("uvloop", {"EVENT_LOOP": "uvloop"})]
+        run_variants("loop", SERVER_CPU, loops, args)
     if args.scaling:
-        run_scaling(args)
+        both = f"{SERVER_CPU},{CLIENT_CPU}"
+        run_variants("scaling", both, [("1 worker", {"workers": 1}), ("2 workers", {"workers": 2})], args)
     report(args)
     failed = 0
     if args.existing:
