@@ -25,7 +25,20 @@ def request_id(request: web.Request) -> str:
     return rid
 
 
+def _info_enabled() -> bool:
+    """Whether any loguru handler takes INFO (loguru keeps the lowest level of its
+    handlers; without it, assume yes): building a bound logger per request is skipped
+    when the line would be dropped anyway (LOG_LEVEL=WARNING)."""
+    core = getattr(logger, "_core", None)
+    return core is None or getattr(core, "min_level", 0) <= _INFO
+
+
+_INFO = 20
+
+
 def log_request(request: web.Request, rid: str, status: int, seconds: float) -> None:
+    if not _info_enabled():
+        return
     identity = request.get(IDENTITY)
     logger.bind(
         request_id=rid,
