@@ -116,6 +116,8 @@ def run_many(settings: Settings, workers: int, started: Callable[[str], None]) -
     sys.stderr.flush()
     try:
         for index in range(workers):
+            if stopping:  # a signal came while the workers were being started
+                break
             pid = os.fork()
             if pid == 0:  # pragma: no cover - the child
                 code = 1
