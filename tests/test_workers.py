@@ -268,3 +268,34 @@ async def test_the_sweep_runs_in_one_worker_and_returns_the_quota_once(backend, 
         assert w.sql(select(users.c.storage_used_bytes, users.c.image_count))[0] == (0, 0)
         runs = [await _metric(s, "imagehost_sweep_runs_total") for _ in range(SPREAD)]
     assert 0 in runs and any(r > 0 for r in runs), runs  # one worker sweeps, the other never
+
+
+def test_a_worker_that_cannot_start_stops_the_server_with_an_error(tmp_path):
+    """The port is held by another program: the workers cannot listen, and `serve`
+    exits non-zero saying so, leaving no worker behind."""
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+        env |= {
+            "PYTHONPATH": str(ROOT),
+            "SECRET_KEY": "s" * 48,
+            "DATA_DIR": str(tmp_path / "data"),
+            "LOCAL_STORAGE_PATH": str(tmp_path / "images"),
+            "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite",
+            "GC_INTERVAL_SECONDS": "0",
+        }
+        migrate = subprocess.run([sys.executable, "-m", "imagehost", "migrate"], env=env, capture_output=True)
+        assert migrate.returncode == 0, migrate.stderr
+        done = subprocess.run(
+            [sys.executable, "-m", "imagehost", "serve", "--port", str(port), "--workers", "2"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
