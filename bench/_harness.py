@@ -97,6 +97,7 @@ class Server:
     api_key: str = ""
     user_id: str = ""
     tmp: Path = field(default_factory=Path)
+    list_owner: str = ""  # the user side_by_side lists the images of
 
     def rss_kb(self) -> tuple[int, int]:
         return read_rss(self.pid)
@@ -143,7 +144,13 @@ class RssSampler:
 
 @contextmanager
 def imagehost(
-    db: str = "sqlite", storage: str = "local", s3_endpoint: str = "", pin: str = "", workers: int = 1, **extra: str
+    db: str = "sqlite",
+    storage: str = "local",
+    s3_endpoint: str = "",
+    pin: str = "",
+    workers: int = 1,
+    root: Path = ROOT,
+    **extra: str,
 ):
     """Migrate, create a user with an API key, and serve in a subprocess (pinned to the
     CPUs `pin` names with taskset, with `workers` worker processes)."""
@@ -152,7 +159,7 @@ def imagehost(
     with pg_database() if db == "pg" else _nothing(f"sqlite:///{tmp}/bench.db") as db_url:
         env = {
             **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
-            "PYTHONPATH": str(ROOT),  # the checkout this benchmark belongs to
+            "PYTHONPATH": str(root),  # the checkout served: this one, or a baseline
             "DATABASE_URL": db_url,
             "SECRET_KEY": SECRET,
             "DATA_DIR": str(tmp / "data"),

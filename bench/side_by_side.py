@@ -18,6 +18,8 @@ Modes: sqlite-local (all three), pg-local (upload, list), sqlite-s3 (upload; the
 server runs on CPU 1 beside wrk). `--scaling` adds imagehost with 1 and with 2 worker
 processes on both CPUs (wrk shares CPU 1: a lower bound of what two cores give);
 `--loops` adds imagehost on asyncio's event loop against uvloop's (EVENT_LOOP).
+`--baseline DIR` runs the imagehost of another checkout (say `git worktree add /tmp/main
+main`) beside this one in every mode, interleaved, for before/after figures from one run.
 `--existing` runs bench/upload_throughput.py and bench/list_images.py afterwards (upload
 memory; 100 vs 100 000 images). wrk and nginx come from bench/setup.sh if missing.
 """
@@ -267,6 +269,36 @@ def record(mode: str, what: str, who: str, rate: float, errors: int) -> None:
     print(f"  {mode:<13} {what:<7} {who:<22} {rate:10.1f} req/s{note}", flush=True)
 
 
+def _targets(srv, whats: list[str]) -> dict[str, tuple[str, dict[str, str], str]]:
+    """What wrk asks of one imagehost server: (url, headers, script) by benchmark."""
+    out: dict[str, tuple[str, dict[str, str], str]] = {}
+    if "serve" in whats:
+        url = asyncio.run(_upload(srv.base, srv.api_key, jpeg_26k(), "hot.jpg", "image/jpeg"))
+        out["serve"] = (url, {}, "")
+    if "upload" in whats:
+        out["upload"] = (f"{srv.base}/api/upload", {"Authorization": f"Bearer {srv.api_key}"}, UPLOAD_SCRIPT)
+    if "list" in whats:
+        owner, key = asyncio.run(_second_user(srv.env))
+        insert_rows(srv.env["DATABASE_URL"], owner, 200)
+        srv.list_owner = owner
+        out["list"] = (f"{srv.base}/api/images/?limit=50", {"Authorization": f"Bearer {key}"}, "")
+    return out
+
+
+def _upload_script() -> str:
+    """The wrk script POSTing the 197 KB PNG as multipart (BENCH_BODY names the body)."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-wrk-"))
+    body = folder / "upload.body"
+    body.write_bytes(multipart(png_197k(), "shot.png", "image/png"))
+    lua = folder / "upload.lua"
+    lua.write_text(UPLOAD_LUA % BOUNDARY)
+    os.environ["BENCH_BODY"] = str(body)
+    return str(lua)
+
+
+UPLOAD_SCRIPT = ""
+
+
 def run_mode(mode: str, args: argparse.Namespace, nginx: str, moto: str) -> None:
     db, storage = mode.split("-")
     whats = [w for w in args.only if w in {"sqlite-local": ("serve", "upload", "list")}.get(mode, ("upload", "list"))]
@@ -278,59 +310,31 @@ def run_mode(mode: str, args: argparse.Namespace, nginx: str, moto: str) -> None
     extra = {"S3_ENDPOINT_URL": moto} if storage == "s3" else {}
     with ExitStack() as stack:
         srv = stack.enter_context(imagehost(db, storage, s3_endpoint=moto, pin=SERVER_CPU, **extra))
-        auth = {"Authorization": f"Bearer {srv.api_key}"}
-        images = srv.tmp / "images"
-        owner, list_key = asyncio.run(_second_user(srv.env)) if "list" in whats else ("", "")
-        if owner:
-            insert_rows(srv.env["DATABASE_URL"], owner, 200)
-        bare = stack.enter_context(bare_for(srv, owner))
-        jobs = []
+        contenders = [("imagehost", _targets(srv, whats))]
+        if args.baseline:
+            base = stack.enter_context(
+                imagehost(db, storage, s3_endpoint=moto, pin=SERVER_CPU, root=Path(args.baseline), **extra)
+            )
+            contenders.append(("baseline", _targets(base, whats)))
+        bare = stack.enter_context(bare_for(srv, srv.list_owner))
+        anchors: dict[str, tuple[str, str, dict[str, str], str]] = {}
         if "serve" in whats:
-            url = asyncio.run(_upload(srv.base, srv.api_key, jpeg_26k(), "hot.jpg", "image/jpeg"))
-            key = url.rsplit("/", 1)[-1]
-            ng = stack.enter_context(nginx_for(nginx, images))
-            jobs.append(("serve", url, {}, "", f"{ng}/i/{key}", {}, "", "nginx sendfile"))
+            ng = stack.enter_context(nginx_for(nginx, srv.tmp / "images"))
+            key = contenders[0][1]["serve"][0].rsplit("/", 1)[-1]
+            anchors["serve"] = ("nginx sendfile", f"{ng}/i/{key}", {}, "")
         if "upload" in whats:
-            body = srv.tmp / "upload.body"
-            body.write_bytes(multipart(png_197k(), "shot.png", "image/png"))
-            lua = srv.tmp / "upload.lua"
-            lua.write_text(UPLOAD_LUA % BOUNDARY)
-            os.environ["BENCH_BODY"] = str(body)
-            jobs.append(
-                (
-                    "upload",
-                    f"{srv.base}/api/upload",
-                    auth,
-                    str(lua),
-                    f"{bare}/upload",
-                    {},
-                    str(lua),
-                    "bare multipart→file",
-                )
-            )
+            anchors["upload"] = ("bare multipart→file", f"{bare}/upload", {}, UPLOAD_SCRIPT)
         if "list" in whats:
-            jobs.append(
-                (
-                    "list",
-                    f"{srv.base}/api/images/?limit=50",
-                    {"Authorization": f"Bearer {list_key}"},
-                    "",
-                    f"{bare}/list",
-                    {},
-                    "",
-                    "bare keyset query",
-                )
-            )
-        for _what, url, hdrs, script, aurl, ahdrs, ascript, _label in jobs:  # warm-up
-            wrk(url, 1, args.connections, hdrs, script)
-            wrk(aurl, 1, args.connections, ahdrs, ascript)
+            anchors["list"] = ("bare keyset query", f"{bare}/list", {}, "")
+        runs = {what: [(who, *targets[what]) for who, targets in contenders] + [anchors[what]] for what in whats}
+        for entries in runs.values():  # warm-up
+            for _who, u, h, sc in entries:
+                wrk(u, 1, args.connections, h, sc)
         for rnd in range(args.rounds):
             print(f" round {rnd + 1}/{args.rounds}", flush=True)
-            for what, url, hdrs, script, aurl, ahdrs, ascript, label in jobs:
-                pairs = [("imagehost", url, hdrs, script), (label, aurl, ahdrs, ascript)]
-                if rnd % 2:
-                    pairs.reverse()  # neither side always runs first
-                for who, u, h, sc in pairs:
+            for what, entries in runs.items():
+                order = entries if rnd % 2 == 0 else list(reversed(entries))  # no one always first
+                for who, u, h, sc in order:
                     rate, errors = wrk(u, args.duration, args.connections, h, sc)
                     record(mode, what, who, rate, errors)
 
@@ -345,14 +349,9 @@ def run_variants(name: str, pin: str, variants: list[tuple[str, dict]], args: ar
                 url = asyncio.run(_upload(srv.base, srv.api_key, jpeg_26k(), "hot.jpg", "image/jpeg"))
                 owner, key = asyncio.run(_second_user(srv.env))
                 insert_rows(srv.env["DATABASE_URL"], owner, 200)
-                body = srv.tmp / "upload.body"
-                body.write_bytes(multipart(png_197k(), "shot.png", "image/png"))
-                lua = srv.tmp / "upload.lua"
-                lua.write_text(UPLOAD_LUA % BOUNDARY)
-                os.environ["BENCH_BODY"] = str(body)
                 for what, u, h, sc in (
                     ("serve", url, {}, ""),
-                    ("upload", f"{srv.base}/api/upload", {"Authorization": f"Bearer {srv.api_key}"}, str(lua)),
+                    ("upload", f"{srv.base}/api/upload", {"Authorization": f"Bearer {srv.api_key}"}, UPLOAD_SCRIPT),
                     ("list", f"{srv.base}/api/images/?limit=50", {"Authorization": f"Bearer {key}"}, ""),
                 ):
                     if what not in args.only:
@@ -372,10 +371,18 @@ def report(args: argparse.Namespace) -> None:
         if mode in VARIANTS:
             continue
         ours = by.pop("imagehost", 0.0)
+        base = by.pop("baseline", None)
         for who, theirs in by.items():
             fails = ERRORS[(mode, what, "imagehost")]
             note = f"  [{fails} failed answers]" if fails else ""
             print(f"{mode:<13} {what:<7} {ours:10.1f} {theirs:10.1f}  {ours / theirs:6.3f}  {who}{note}")
+            if base is not None:
+                fails = ERRORS[(mode, what, "baseline")]
+                note = f"  [{fails} failed answers]" if fails else ""
+                print(
+                    f"{'  baseline':<13} {what:<7} {base:10.1f} {theirs:10.1f}  {base / theirs:6.3f}  "
+                    f"{who}; this checkout ×{ours / base:.2f} the baseline{note}"
+                )
     for (mode, what), by in groups.items():
         if mode in VARIANTS and len(by) == 2:
             (a_label, a), (b_label, b) = by.items()
@@ -391,10 +398,13 @@ def main() -> int:
     ap.add_argument("--modes", default="sqlite-local,pg-local,sqlite-s3", help="'' for none")
     ap.add_argument("--scaling", action="store_true", help="also 1 vs 2 worker processes")
     ap.add_argument("--loops", action="store_true", help="also EVENT_LOOP=asyncio vs uvloop")
+    ap.add_argument("--baseline", default="", help="another checkout (e.g. main) run beside this one, interleaved")
     ap.add_argument("--existing", action="store_true", help="also upload_throughput.py and list_images.py")
     args = ap.parse_args()
     args.only = args.only.split(",")
     nginx = ensure_tools()
+    global UPLOAD_SCRIPT
+    UPLOAD_SCRIPT = _upload_script()
     modes = [m for m in args.modes.split(",") if m]
     with ExitStack() as stack:
         moto = stack.enter_context(moto_server(pin=CLIENT_CPU))[0] if any(m.endswith("s3") for m in modes) else ""
