@@ -4,6 +4,7 @@ path, and never an image that is gone."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -118,12 +119,16 @@ async def test_a_replaced_file_is_never_answered_from_memory(client, backend, ma
     await client.get(path)
     file = client.server.app[STORAGE].path(_key(img))  # type: ignore[attr-defined]
     fresh = image_bytes("PNG", (10, 10))
-    tmp = f"{file}.new"
-    with open(tmp, "wb") as fh:
-        fh.write(fresh)
-    os.replace(tmp, file)  # a new inode
+    _replace(file, fresh)
     resp = await client.get(path)
     assert resp.status == 200 and await resp.read() == fresh
+
+
+def _replace(file: Path, data: bytes) -> None:
+    """A new file under the same name (a new inode), as a rename over it makes."""
+    tmp = Path(f"{file}.new")
+    tmp.write_bytes(data)
+    os.replace(tmp, file)
 
 
 def test_the_cache_is_bounded_in_bytes_and_per_item():
