@@ -18,6 +18,7 @@ BENCHES = [
     ["list_images.py"],
     ["serve_image.py"],
     ["login.py"],
+    ["export_memory.py"],
 ]
 
 

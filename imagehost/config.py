@@ -59,7 +59,8 @@ class Settings(BaseSettings):
     secret_key: str = ""
     jwt_expiration_minutes: int = Field(7 * 24 * 60, ge=1)
     max_upload_mb: float = Field(25, gt=0)
-    max_user_storage_mb: float = Field(0, ge=0)
+    max_user_storage_mb: float = Field(0, ge=0)  # before DEFAULT_USER_QUOTA_MB: its alias when set
+    default_user_quota_mb: float = Field(1024, ge=0)  # accounts without their own quota; 0 = unlimited
     max_image_pixels: int = Field(100_000_000, ge=1)
     strip_metadata: bool = True
     expiry_min_seconds: int = Field(60, ge=1)  # the shortest lifetime an upload may ask for
@@ -68,7 +69,8 @@ class Settings(BaseSettings):
     derivative_memory_mb: int = Field(1024, ge=64)  # per worker process
     derivative_timeout_seconds: float = Field(30, gt=0)  # per image
     allowed_image_types: Annotated[tuple[str, ...], NoDecode] = DEFAULT_TYPES
-    registration_open: bool = True
+    registration_open: bool = True  # before REGISTRATION_MODE: true = open, false = closed, when set
+    registration_mode: Literal["open", "invite", "closed"] = "invite"
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
     log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_json: bool = False
@@ -173,8 +175,24 @@ class Settings(BaseSettings):
         return int(self.max_upload_mb * 1024 * 1024)
 
     @property
-    def quota_bytes(self) -> int:
-        return int(self.max_user_storage_mb * 1024 * 1024)
+    def default_quota_bytes(self) -> int:
+        """The quota of an account the admin gave none of its own (0 = unlimited):
+        DEFAULT_USER_QUOTA_MB, or MAX_USER_STORAGE_MB where only that older name is set."""
+        fields = self.model_fields_set
+        mb = self.default_user_quota_mb
+        if "max_user_storage_mb" in fields and "default_user_quota_mb" not in fields:
+            mb = self.max_user_storage_mb
+        return int(mb * 1024 * 1024)
+
+    @property
+    def registration(self) -> str:
+        """open | invite | closed: REGISTRATION_MODE, or REGISTRATION_OPEN (true = open,
+        false = closed) where only that older name is set. The first account of an empty
+        instance may always register."""
+        fields = self.model_fields_set
+        if "registration_open" in fields and "registration_mode" not in fields:
+            return "open" if self.registration_open else "closed"
+        return self.registration_mode
 
     @property
     def s3_endpoint(self) -> str:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, ForeignKey, Integer, MetaData, String, Table
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, ForeignKey, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -19,6 +19,21 @@ users = Table(
     Column("storage_used_bytes", BigInteger, nullable=False),
     Column("created_at", DateTime, nullable=False),
     Column("image_count", Integer, nullable=False, server_default="0"),  # active images (0003)
+    # 0006: roles, disabled accounts, per-user quotas, session/JWT version, TOTP
+    Column("role", String(10), nullable=False, server_default="user"),
+    Column("disabled_at", DateTime, nullable=True),
+    Column("auth_version", Integer, nullable=False, server_default="1"),
+    Column("quota_bytes", BigInteger, nullable=True),  # NULL: DEFAULT_USER_QUOTA_MB; 0: unlimited
+    Column("last_login_at", DateTime, nullable=True),
+    Column("totp_secret", String(64), nullable=True),
+    Column("totp_enabled_at", DateTime, nullable=True),
+    Column("totp_last_step", BigInteger, nullable=True),
+    # embed settings and default expiry (0008_sharing)
+    Column("embed_title", String(200), nullable=True),
+    Column("embed_description", String(500), nullable=True),
+    Column("embed_site_name", String(100), nullable=True),
+    Column("embed_color", String(7), nullable=True),
+    Column("default_expiry_seconds", Integer, nullable=True),
 )
 
 api_keys = Table(
@@ -58,6 +73,8 @@ images = Table(
     Column("pipeline_version", Integer, nullable=False, default=0),
     Column("pipeline_attempts", Integer, nullable=False, default=0),
     Column("expire_after_seconds", Integer, nullable=True),
+    Column("display_width", Integer, nullable=True),  # the display size's own (0008_sharing)
+    Column("display_height", Integer, nullable=True),
 )
 
 storage_orphans = Table(
@@ -83,4 +100,51 @@ revoked_sessions = Table(
     metadata,
     Column("sid", String(32), primary_key=True),
     Column("expires_at", DateTime, nullable=False),
+)
+
+# 0006 ---------------------------------------------------------------------- accounts
+
+recovery_codes = Table(
+    "recovery_codes",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("code_hash", String(64), nullable=False),
+    Column("used_at", DateTime, nullable=True),
+)
+
+invites = Table(
+    "invites",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_by", String(32), ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Column("max_uses", Integer, nullable=False),
+    Column("uses", Integer, nullable=False, server_default="0"),
+    Column("revoked_at", DateTime, nullable=True),
+)
+
+password_resets = Table(
+    "password_resets",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Column("used_at", DateTime, nullable=True),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("at", DateTime, nullable=False),
+    Column("actor_id", String(32), nullable=True),
+    Column("actor_name", String(50), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("target_id", String(32), nullable=True),
+    Column("target_name", String(50), nullable=True),
+    Column("detail", Text, nullable=False),
 )

@@ -37,8 +37,10 @@ def _env(settings: Settings, port: int, **extra: object) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
     env["PYTHONPATH"] = str(ROOT)
     values = settings.model_dump() | {"host": "127.0.0.1", "port": port, "public_base_url": ""} | extra
+    values["registration_mode"] = settings.registration  # the mode in effect, not the legacy switch
+    values["default_user_quota_mb"] = extra.get("default_user_quota_mb", settings.default_quota_bytes / 1024 / 1024)
     for name, value in values.items():
-        if value is None or name == "public_base_url":
+        if value is None or name in ("public_base_url", "registration_open", "max_user_storage_mb"):
             continue
         if isinstance(value, bool):
             value = "true" if value else "false"
@@ -227,7 +229,7 @@ async def test_a_revoked_key_fails_on_every_worker_within_the_cache_lifetime(bac
 
 @TIERS
 async def test_the_quota_holds_across_workers(backend, two_workers):
-    w = await two_workers(max_user_storage_mb=0.2)  # 209 715 bytes
+    w = await two_workers(default_user_quota_mb=0.2)  # 209 715 bytes
     data = png_of_size(30_000)
     async with w.session() as s:
         _password, _token, key = await _account(s)

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp_session import get_session, new_session
 
 from ..db import new_id, utcnow
-from ..errors import Unauthorized
+from ..errors import Forbidden, NotFound, Unauthorized
 from ..typedefs import ENV, IDENTITY, Handler
 from . import service, tokens
 from .store import User, looks_like_key
@@ -46,13 +46,15 @@ async def identify(request: web.Request) -> Identity | None:
             found = await service.user_for_key(env, credential)
             if found is None:
                 raise Unauthorized("invalid or revoked API key")
+            _refuse_disabled(found[0])
             return Identity(found[0], "apikey", found[1])
-        user_id = tokens.decode_access_token(env.settings.secret_key, credential)
-        if user_id is None:
+        claims = tokens.decode_access_token(env.settings.secret_key, credential)
+        if claims is None:
             raise Unauthorized("invalid or expired token")
-        user = await service.user_by_id(env, user_id)
-        if user is None:
+        user = await service.user_by_id(env, claims[0])
+        if user is None or user.auth_version != claims[1]:  # gone, or the password changed since
             raise Unauthorized("invalid or expired token")
+        _refuse_disabled(user)
         return Identity(user, "jwt")
     if SESSION_COOKIE not in request.cookies:
         return None
@@ -60,13 +62,25 @@ async def identify(request: web.Request) -> Identity | None:
     user_id, sid = session.get("uid"), session.get("sid")
     if not user_id:
         return None
+    version = session.get("ver", 1)  # a session from before versions existed: version 1
     user = None
     if isinstance(user_id, str) and isinstance(sid, str):
         user = await service.session_user(env, user_id, sid)
-    if user is None:  # the user is gone, or this session was logged out
+    if user is None or user.auth_version != version:
+        # The user is gone, this session was logged out, or the password changed since.
         session.invalidate()
         return None
+    if user.disabled:
+        session.invalidate()
+        if request.path.startswith("/api/"):
+            _refuse_disabled(user)
+        return None  # a page: signed out, and the login form says why if they try again
     return Identity(user, "session")
+
+
+def _refuse_disabled(user: User) -> None:
+    if user.disabled:
+        raise Unauthorized("this account is disabled", code="account_disabled")
 
 
 @web.middleware
@@ -90,6 +104,19 @@ def require_user(request: web.Request) -> User:
     raise web.HTTPSeeOther(f"{login}?next={quote(request.path_qs, safe='/')}")
 
 
+def require_admin(request: web.Request) -> User:
+    """An admin signed in with a session or a JWT. Anyone else — anonymous, a user, a
+    bad credential — gets 404, pages and API alike: the admin routes do not exist for
+    them. An admin's API key gets 403 `api_key_not_allowed` (a leaked screenshot-tool key
+    must not be able to run the instance)."""
+    identity: Identity | None = request.get(IDENTITY)
+    if identity is None or not identity.user.is_admin:
+        raise NotFound()
+    if identity.method == "apikey":
+        raise Forbidden("admin actions need a login (session or token), not an API key", code="api_key_not_allowed")
+    return identity.user
+
+
 def current_user(request: web.Request) -> User | None:
     identity = request.get(IDENTITY)
     return identity.user if identity else None
@@ -111,6 +138,7 @@ async def log_in(request: web.Request, user: User) -> None:
     session = await new_session(request)
     session["uid"] = user.id
     session["sid"] = new_id(16)
+    session["ver"] = user.auth_version
     session["csrf"] = secrets.token_urlsafe(32)
 
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db import utcnow
-from ..errors import BadRequest, QuotaExceeded
+from ..errors import BadRequest, QuotaExceeded, Unauthorized
 from ..tables import images, storage_orphans, users
 
 PENDING, ACTIVE = "pending", "active"
@@ -89,6 +89,7 @@ _COLS = (
     images.c.pipeline_version,
     images.c.expire_after_seconds,
 )
+COLUMNS = _COLS  # for the queries of other rooms that read an image row (sharing/store.py)
 
 
 def _image_row(r: Any) -> ImageRow:
@@ -102,15 +103,22 @@ def _row(r: Any) -> ImageRow | None:
 # --------------------------------------------------------------------------- quota
 
 
-async def reserve_quota(conn: AsyncConnection, user_id: str, nbytes: int, quota: int) -> None:
+async def reserve_quota(conn: AsyncConnection, user_id: str, nbytes: int, default_quota: int) -> None:
     """Count `nbytes` against the user's quota, atomically: one conditional UPDATE, so
-    parallel uploads cannot overshoot. Raises QuotaExceeded (413)."""
-    stmt = update(users).where(users.c.id == user_id).values(storage_used_bytes=users.c.storage_used_bytes + nbytes)
-    if quota:
-        stmt = stmt.where(users.c.storage_used_bytes + nbytes <= quota)
+    parallel uploads cannot overshoot. The quota is the account's own (`users.quota_bytes`,
+    set by an admin) or, when it has none, `default_quota` (DEFAULT_USER_QUOTA_MB); 0 is
+    unlimited. Raises QuotaExceeded (413), or Unauthorized if the account is gone."""
+    quota = func.coalesce(users.c.quota_bytes, default_quota)
+    stmt = (
+        update(users)
+        .where(users.c.id == user_id, or_(quota == 0, users.c.storage_used_bytes + nbytes <= quota))
+        .values(storage_used_bytes=users.c.storage_used_bytes + nbytes)
+    )
     if (await conn.execute(stmt)).rowcount != 1:
-        used = (await conn.execute(select(users.c.storage_used_bytes).where(users.c.id == user_id))).scalar()
-        raise QuotaExceeded(detail={"quota_bytes": quota, "used_bytes": used, "requested_bytes": nbytes})
+        row = (await conn.execute(select(users.c.storage_used_bytes, quota).where(users.c.id == user_id))).first()
+        if row is None:  # deleted while this request ran
+            raise Unauthorized("this account no longer exists")
+        raise QuotaExceeded(detail={"quota_bytes": int(row[1]), "used_bytes": int(row[0]), "requested_bytes": nbytes})
 
 
 async def _adjust_user(conn: AsyncConnection, user_id: str, release: int, count_delta: int) -> None:
@@ -237,6 +245,26 @@ async def remove(
     return row
 
 
+async def remove_for_owner(
+    conn: AsyncConnection, owner_id: str, *, orphan_delay: timedelta = timedelta(minutes=5)
+) -> list[ImageRow]:
+    """Delete every row of an owner (an account being deleted), pending or active, and
+    record their objects as tombstones, as `remove` does for one. A pending row's
+    objects are tracked until the row would have expired: its upload may still be
+    writing them."""
+    stmt = delete(images).where(images.c.owner_id == owner_id).returning(*_COLS)
+    rows = [_image_row(r) for r in await conn.execute(stmt)]
+    now = utcnow()
+    for row in rows:
+        delay = orphan_delay
+        if row.status == PENDING and row.expires_at is not None:
+            delay = max(orphan_delay, row.expires_at - now)
+        await add_orphans(conn, row.keys, delay=delay)
+    if rows:
+        await conn.execute(update(users).where(users.c.id == owner_id).values(storage_used_bytes=0, image_count=0))
+    return rows
+
+
 async def get(conn: AsyncConnection, image_id: str) -> ImageRow | None:
     return _row((await conn.execute(select(*_COLS).where(images.c.id == image_id))).first())
 
@@ -285,13 +313,21 @@ async def served_type(conn: AsyncConnection, key: str) -> ServedType | None:
 # --------------------------------------------------------------------------- the pipeline's work list
 
 
-async def set_display(conn: AsyncConnection, image_id: str, display_key: str | None) -> bool:
+async def set_display(
+    conn: AsyncConnection, image_id: str, display_key: str | None, display_size: tuple[int, int] | None = None
+) -> bool:
     """The display size an upload's pipeline made after it answered (None: the original
-    serves); the pipeline is then complete. False if the image is gone meanwhile."""
+    serves), with its own width and height; the pipeline is then complete. False if the
+    image is gone meanwhile."""
     res = await conn.execute(
         update(images)
         .where(images.c.id == image_id, images.c.status == ACTIVE, images.c.pipeline_version < PIPELINE_VERSION)
-        .values(display_key=display_key, pipeline_version=PIPELINE_VERSION)
+        .values(
+            display_key=display_key,
+            display_width=display_size[0] if display_size else None,
+            display_height=display_size[1] if display_size else None,
+            pipeline_version=PIPELINE_VERSION,
+        )
     )
     return res.rowcount == 1
 
@@ -348,6 +384,7 @@ async def finish_pipeline(
     thumb: tuple[int, int] | None,
     display_key: str | None,
     animated: bool,
+    display_size: tuple[int, int] | None = None,
 ) -> bool:
     """Record what the pipeline made for an active image (its stripped size counts for
     the quota from now on). False if the image is gone meanwhile."""
@@ -362,6 +399,8 @@ async def finish_pipeline(
             thumb_width=thumb[0] if thumb else None,
             thumb_height=thumb[1] if thumb else None,
             display_key=display_key,
+            display_width=display_size[0] if display_size else None,
+            display_height=display_size[1] if display_size else None,
             animated=animated,
             pipeline_version=PIPELINE_VERSION,
         )
@@ -419,6 +458,12 @@ async def list_for_owner(
     page = rows[:limit]
     nxt = Cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
     return page, nxt, total
+
+
+async def all_live_for_owner(conn: AsyncConnection, owner_id: str) -> list[ImageRow]:
+    """Every live image of the owner, oldest first (an export's list: taken once, at its start)."""
+    q = select(*_COLS).where(images.c.owner_id == owner_id, _live()).order_by(images.c.created_at, images.c.id)
+    return [_image_row(r) for r in await conn.execute(q)]
 
 
 async def count_for_owner(conn: AsyncConnection, owner_id: str) -> int:

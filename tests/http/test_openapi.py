@@ -119,7 +119,11 @@ async def test_every_operation_says_how_it_authenticates_and_fails(client, backe
     for op in ops.values():
         assert "500" in op["responses"]
         if op["security"]:
-            assert set(op["responses"]["401"]["x-error-codes"]) == {"authentication_required", "invalid_credentials"}
+            assert set(op["responses"]["401"]["x-error-codes"]) == {
+                "authentication_required",
+                "invalid_credentials",
+                "account_disabled",
+            }
     assert "429" in ops["login"]["responses"] and "Retry-After" in ops["login"]["responses"]["429"]["headers"]
     upload = ops["upload"]
     assert set(upload["responses"]["201"]["content"]) == {"application/json", "text/plain"}
