@@ -182,7 +182,7 @@ def imagehost(
             )
         subprocess.run([PY, "-m", "imagehost", "migrate"], env=env, cwd=tmp, check=True, capture_output=True)
         subprocess.run([PY, "-m", "imagehost", "storage-setup"], env=env, cwd=tmp, check=True, capture_output=True)
-        user_id, key = asyncio.run(_make_user(env))
+        user_id, key = make_user(env)
         argv = [PY, "-m", "imagehost", "serve", "--port", str(port)]
         if workers != 1:
             argv += ["--workers", str(workers)]
@@ -201,18 +201,36 @@ def _nothing(value):
     yield value
 
 
-async def _make_user(env: dict[str, str]) -> tuple[str, str]:
-    from imagehost.accounts.service import create_api_key, register_user
-    from imagehost.cli import cli_env
-    from imagehost.config import load_settings
+_MAKE_USER = r"""
+import asyncio, os, sys
+from imagehost.accounts.service import create_api_key, register_user
+from imagehost.cli import cli_env
+from imagehost.config import load_settings
 
+async def main(name):
     settings = load_settings(
-        _env_file=None, database_url=env["DATABASE_URL"], secret_key=SECRET, bcrypt_rounds=4, data_dir=env["DATA_DIR"]
+        _env_file=None, database_url=os.environ["DATABASE_URL"], secret_key=os.environ["SECRET_KEY"],
+        bcrypt_rounds=4, data_dir=os.environ["DATA_DIR"],
     )
     async with cli_env(settings) as ienv:
-        user = await register_user(ienv, "bench", "bench@example.com", "correct horse battery")
+        user = await register_user(ienv, name, name + "@example.com", "correct horse battery")
         _k, secret = await create_api_key(ienv, user.id, "bench")
-    return user.id, secret
+    print(user.id, secret)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def make_user(env: dict[str, str], name: str = "bench") -> tuple[str, str]:
+    """A user with an API key, made by the served checkout's own code (its schema)."""
+    # cwd: not this checkout, whose folder would come first on sys.path for `-c`
+    out = subprocess.run(
+        [PY, "-c", _MAKE_USER, name], env=env, capture_output=True, text=True, cwd=tempfile.gettempdir()
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"could not make the user {name}: {out.stderr[-2000:]}")
+    user_id, key = out.stdout.split()[-2:]
+    return user_id, key
 
 
 async def load(fn, total: int, concurrency: int) -> tuple[float, list[float]]:

@@ -41,7 +41,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import aiohttp
-from _harness import PY, ROOT, SECRET, free_port, imagehost, moto_server, taskset, wait_http
+from _harness import PY, ROOT, free_port, imagehost, make_user, moto_server, taskset, wait_http
 from list_images import insert_rows
 from PIL import Image
 
@@ -248,18 +248,8 @@ async def _upload(base: str, key: str, data: bytes, filename: str, ctype: str) -
             return str((await r.json())["public_url"])
 
 
-async def _second_user(env: dict[str, str]) -> tuple[str, str]:
-    from imagehost.accounts.service import create_api_key, register_user
-    from imagehost.cli import cli_env
-    from imagehost.config import load_settings
-
-    settings = load_settings(
-        _env_file=None, database_url=env["DATABASE_URL"], secret_key=SECRET, bcrypt_rounds=4, data_dir=env["DATA_DIR"]
-    )
-    async with cli_env(settings) as ienv:
-        user = await register_user(ienv, "lister", "lister@example.com", "correct horse battery")
-        _k, secret = await create_api_key(ienv, user.id, "bench")
-    return user.id, secret
+def _second_user(env: dict[str, str]) -> tuple[str, str]:
+    return make_user(env, "lister")
 
 
 def record(mode: str, what: str, who: str, rate: float, errors: int) -> None:
@@ -278,7 +268,7 @@ def _targets(srv, whats: list[str]) -> dict[str, tuple[str, dict[str, str], str]
     if "upload" in whats:
         out["upload"] = (f"{srv.base}/api/upload", {"Authorization": f"Bearer {srv.api_key}"}, UPLOAD_SCRIPT)
     if "list" in whats:
-        owner, key = asyncio.run(_second_user(srv.env))
+        owner, key = _second_user(srv.env)
         insert_rows(srv.env["DATABASE_URL"], owner, 200)
         srv.list_owner = owner
         out["list"] = (f"{srv.base}/api/images/?limit=50", {"Authorization": f"Bearer {key}"}, "")
@@ -347,7 +337,7 @@ def run_variants(name: str, pin: str, variants: list[tuple[str, dict]], args: ar
         for label, kwargs in variants if rnd % 2 == 0 else list(reversed(variants)):
             with imagehost("sqlite", "local", pin=pin, **kwargs) as srv:
                 url = asyncio.run(_upload(srv.base, srv.api_key, jpeg_26k(), "hot.jpg", "image/jpeg"))
-                owner, key = asyncio.run(_second_user(srv.env))
+                owner, key = _second_user(srv.env)
                 insert_rows(srv.env["DATABASE_URL"], owner, 200)
                 for what, u, h, sc in (
                     ("serve", url, {}, ""),
