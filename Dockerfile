@@ -77,7 +77,8 @@ ENV PATH="/app/.venv/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HOST=0.0.0.0 \
-    PORT=8000
+    PORT=8000 \
+    WORKERS=0
 
 USER imagehost
 
@@ -89,5 +90,6 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/api/health' % os.environ.get('PORT', '8000'), timeout=4)"]
 
 # Apply migrations, then serve; exec makes the server PID 1 so `docker stop`
-# (SIGTERM) reaches it directly.
+# (SIGTERM) reaches it directly. WORKERS=0: one worker process per core the
+# container may use (the parent forwards SIGTERM to each and waits for them).
 CMD ["sh", "-c", "imagehost migrate && exec imagehost serve"]

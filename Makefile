@@ -12,13 +12,14 @@ UV := $(PYTHON) -m uv
 endif
 RUN := $(UV) run --frozen
 
-.PHONY: uv peers run test install install-dev migrate storage-setup gc bench lint fmt compose-check clean help
+.PHONY: uv peers run test install install-dev migrate storage-setup gc bench lint fmt compose-check clean help bench-side
 
 help:
 	@echo "make run    install what is missing, migrate, serve on http://127.0.0.1:8000 (HOST/PORT)"
 	@echo "make test   the whole suite (SQLite always; PostgreSQL with TEST_DATABASE_URL; S3 via moto and LocalStack; Chromium)"
 	@echo "make lint   ruff (lint + format check) and mypy strict on imagehost/"
 	@echo "make bench  the benchmarks in bench/ (they print figures)"
+	@echo "make bench-side  serving, upload and listing beside nginx and bare aiohttp (wrk, taskset)"
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || { echo "uv not found: installing it from PyPI with $(PYTHON) -m pip"; \
@@ -67,6 +68,10 @@ fmt: install-dev
 
 bench: install-dev
 	$(RUN) python bench/run_all.py
+
+# imagehost beside nginx and bare aiohttp handlers (issue 14); BENCH_ARGS="--duration 2 --rounds 1" for a quick run.
+bench-side: install-dev
+	$(RUN) python bench/side_by_side.py $(BENCH_ARGS)
 
 compose-check:
 	SECRET_KEY=$$(printf 'x%.0s' {1..48}) docker-compose -f docker-compose.yml config -q

@@ -54,11 +54,16 @@ def wait_http(url: str, timeout: float = 30) -> None:
             time.sleep(0.1)
 
 
+def taskset(pin: str) -> list[str]:
+    """The command prefix that pins a process (and its children) to the CPUs in `pin`."""
+    return ["taskset", "-c", pin] if pin and shutil.which("taskset") else []
+
+
 @contextmanager
-def moto_server():
+def moto_server(pin: str = ""):
     port = free_port()
     proc = subprocess.Popen(
-        [PY, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [*taskset(pin), PY, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -92,6 +97,7 @@ class Server:
     api_key: str = ""
     user_id: str = ""
     tmp: Path = field(default_factory=Path)
+    list_owner: str = ""  # the user side_by_side lists the images of
 
     def rss_kb(self) -> tuple[int, int]:
         return read_rss(self.pid)
@@ -137,13 +143,23 @@ class RssSampler:
 
 
 @contextmanager
-def imagehost(db: str = "sqlite", storage: str = "local", s3_endpoint: str = "", **extra: str):
-    """Migrate, create a user with an API key, and serve in a subprocess."""
+def imagehost(
+    db: str = "sqlite",
+    storage: str = "local",
+    s3_endpoint: str = "",
+    pin: str = "",
+    workers: int = 1,
+    root: Path = ROOT,
+    **extra: str,
+):
+    """Migrate, create a user with an API key, and serve in a subprocess (pinned to the
+    CPUs `pin` names with taskset, with `workers` worker processes)."""
     tmp = Path(tempfile.mkdtemp(prefix="imagehost-bench-"))
     port = free_port()
     with pg_database() if db == "pg" else _nothing(f"sqlite:///{tmp}/bench.db") as db_url:
         env = {
             **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
+            "PYTHONPATH": str(root),  # the checkout served: this one, or a baseline
             "DATABASE_URL": db_url,
             "SECRET_KEY": SECRET,
             "DATA_DIR": str(tmp / "data"),
@@ -166,8 +182,11 @@ def imagehost(db: str = "sqlite", storage: str = "local", s3_endpoint: str = "",
             )
         subprocess.run([PY, "-m", "imagehost", "migrate"], env=env, cwd=tmp, check=True, capture_output=True)
         subprocess.run([PY, "-m", "imagehost", "storage-setup"], env=env, cwd=tmp, check=True, capture_output=True)
-        user_id, key = asyncio.run(_make_user(env))
-        proc = subprocess.Popen([PY, "-m", "imagehost", "serve", "--port", str(port)], env=env, cwd=tmp)
+        user_id, key = make_user(env)
+        argv = [PY, "-m", "imagehost", "serve", "--port", str(port)]
+        if workers != 1:
+            argv += ["--workers", str(workers)]
+        proc = subprocess.Popen(taskset(pin) + argv, env=env, cwd=tmp)
         try:
             wait_http(f"http://127.0.0.1:{port}/api/health")
             yield Server(f"http://127.0.0.1:{port}", proc.pid, env, key, user_id, tmp)
@@ -182,18 +201,36 @@ def _nothing(value):
     yield value
 
 
-async def _make_user(env: dict[str, str]) -> tuple[str, str]:
-    from imagehost.accounts.service import create_api_key, register_user
-    from imagehost.cli import cli_env
-    from imagehost.config import load_settings
+_MAKE_USER = r"""
+import asyncio, os, sys
+from imagehost.accounts.service import create_api_key, register_user
+from imagehost.cli import cli_env
+from imagehost.config import load_settings
 
+async def main(name):
     settings = load_settings(
-        _env_file=None, database_url=env["DATABASE_URL"], secret_key=SECRET, bcrypt_rounds=4, data_dir=env["DATA_DIR"]
+        _env_file=None, database_url=os.environ["DATABASE_URL"], secret_key=os.environ["SECRET_KEY"],
+        bcrypt_rounds=4, data_dir=os.environ["DATA_DIR"],
     )
     async with cli_env(settings) as ienv:
-        user = await register_user(ienv, "bench", "bench@example.com", "correct horse battery")
+        user = await register_user(ienv, name, name + "@example.com", "correct horse battery")
         _k, secret = await create_api_key(ienv, user.id, "bench")
-    return user.id, secret
+    print(user.id, secret)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def make_user(env: dict[str, str], name: str = "bench") -> tuple[str, str]:
+    """A user with an API key, made by the served checkout's own code (its schema)."""
+    # cwd: not this checkout, whose folder would come first on sys.path for `-c`
+    out = subprocess.run(
+        [PY, "-c", _MAKE_USER, name], env=env, capture_output=True, text=True, cwd=tempfile.gettempdir()
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"could not make the user {name}: {out.stderr[-2000:]}")
+    user_id, key = out.stdout.split()[-2:]
+    return user_id, key
 
 
 async def load(fn, total: int, concurrency: int) -> tuple[float, list[float]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHES = [
+    ["side_by_side.py"],
     ["upload_throughput.py"],
     ["upload_concurrency.py"],
     ["upload_concurrency.py", "--storage", "s3"],

@@ -25,11 +25,11 @@ from .http.forwarded import client_address_middleware
 from .http.headers import security_headers_middleware
 from .images import sweep
 from .images.derivatives import derivative_pool
-from .images.files import ActiveKeys
+from .images.files import ActiveKeys, HotImages, hot_image_middleware
 from .metrics import Metrics, metrics_middleware
 from .routes import AbsoluteUrls, setup_routes
 from .storage import StorageError, app_routes, open_storage
-from .typedefs import ACTIVE_KEYS, ASSETS, DERIVATIVES, ENGINE, ENV, METRICS, SETTINGS, STORAGE
+from .typedefs import ACTIVE_KEYS, ASSETS, DERIVATIVES, ENGINE, ENV, HOT_IMAGES, METRICS, SETTINGS, STORAGE
 from .web.assets import TEMPLATES_DIR, Assets
 
 
@@ -40,6 +40,7 @@ class StartupError(Exception):
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[
+            hot_image_middleware(),  # answers hot small images by itself; the rest go on
             access_log_middleware,
             metrics_middleware,
             security_headers_middleware(image_origin=_image_origin(settings), upload_origin=_upload_origin(settings)),
@@ -54,6 +55,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[ASSETS] = Assets()
     app[ACTIVE_KEYS] = ActiveKeys()
+    app[HOT_IMAGES] = HotImages()
     app[METRICS] = Metrics()
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
 

@@ -51,11 +51,12 @@ def serving_lines(settings: Settings) -> list[str]:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from aiohttp import web
-
-    from .app import StartupError, create_app
+    from .app import StartupError
+    from .serving import cores, run_many, run_one
 
     settings = with_address(settings, args.host, args.port)
+    workers = args.workers if args.workers is not None else settings.workers
+    workers = workers or cores()
 
     def started(_msg: str) -> None:
         first, *warnings = serving_lines(settings)
@@ -63,14 +64,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         for line in warnings:
             logger.warning(line)
 
+    if workers > 1:
+        return run_many(settings, workers, started)
     try:
-        web.run_app(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            access_log=None,  # our access-log middleware records every request
-            print=started,
-        )
+        run_one(settings, started)
     except StartupError as exc:
         return _fail(str(exc))
     except OSError as exc:
@@ -243,6 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "serve":
             p.add_argument("--host", help="interface to bind (default: HOST)")
             p.add_argument("--port", type=int, help="port (default: PORT)")
+            p.add_argument(
+                "--workers",
+                type=int,
+                help="worker processes on one port (default: WORKERS, 1; 0 = one per core)",
+            )
         elif name == "storage-setup":
             p.add_argument("--origin", help="origin allowed to PUT presigned uploads (default: PUBLIC_BASE_URL's)")
         elif name == "derivatives":

@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     pending_upload_expiry_seconds: int = Field(900, ge=30, le=7 * 24 * 3600)
     s3_multipart_threshold_mb: float = Field(5, ge=5)  # S3/R2's smallest part; parts are held in memory
     bcrypt_rounds: int = Field(12, ge=4, le=16)
+    workers: int = Field(1, ge=0)  # `serve` worker processes on one port; 0 = one per core
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"  # auto: uvloop when installed
     metrics_token: str = ""  # GET /metrics with `Authorization: Bearer <token>`; empty: loopback/proxies only
     _base_url_derived: bool = PrivateAttr(False)
 

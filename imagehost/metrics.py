@@ -105,6 +105,7 @@ class Metrics:
             registry=r,
         )
         ProcessCollector(registry=r)
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def record_sweep(self, result: dict[str, int]) -> None:
         """Count one sweep's result (`imagehost.images.sweep.sweep`'s dict)."""
@@ -115,8 +116,12 @@ class Metrics:
 
     def observe(self, route: str, method: str, status: int, seconds: float, code: str | None) -> None:
         method = method if method in METHODS else "other"
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route, method).observe(seconds)
+        children = self._children.get((route, method, status))
+        if children is None:  # the label lookups, once per route, method and status
+            children = (self.requests.labels(route, method, str(status)), self.latency.labels(route, method))
+            self._children[(route, method, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
         path = UPLOAD_PATHS.get(route)
         if path is not None:
             if status == 201 and route in ACCEPTED:

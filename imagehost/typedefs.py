@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from .accounts.identity import Identity
     from .env import Env
     from .images.derivatives import DerivativePool
-    from .images.files import ActiveKeys
+    from .images.files import ActiveKeys, HotImages
     from .metrics import Metrics
     from .storage import Storage
     from .web.assets import Assets
@@ -30,6 +30,7 @@ ENV: web.AppKey[Env] = web.AppKey("env")
 DERIVATIVES: web.AppKey[DerivativePool] = web.AppKey("derivatives")
 ASSETS: web.AppKey[Assets] = web.AppKey("assets")
 ACTIVE_KEYS: web.AppKey[ActiveKeys] = web.AppKey("active_keys")
+HOT_IMAGES: web.AppKey[HotImages] = web.AppKey("hot_images")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -5,6 +5,7 @@ live here, once."""
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -19,7 +20,7 @@ from ..env import Env
 from ..errors import AppError, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
 from ..images import service as images
 from ..images import store as image_store
-from . import store, throttle
+from . import keycache, store, throttle
 from .passwords import dummy_hash_async, hash_password, verify_password
 from .store import ADMIN, USER, ApiKey, User, username_key
 
@@ -268,13 +269,20 @@ async def revoke_api_key(env: Env, user_id: str, key_id: str) -> None:
     """Unknown, already revoked, or someone else's: all the same 404."""
     async with transaction(env.engine) as conn:
         revoked = await store.revoke_key(conn, user_id, key_id)
+    keycache.clear()  # committed: this process refuses the key from the next request on
     if not revoked:
         raise NotFound("no such API key")
 
 
 async def user_for_key(env: Env, secret: str) -> tuple[User, str] | None:
     """The key's owner and the key's id; None for an unknown or revoked key. Records the
-    use at most once a minute, so most requests only read."""
+    use at most once a minute, so most requests only read; a valid key's answer is kept
+    for at most a second in this process (`keycache`: how a revocation still takes effect
+    everywhere within that second)."""
+    cached = keycache.api_keys.get(secret)
+    if cached is not None:
+        return cached
+    since = time.monotonic()
     async with env.engine.connect() as conn:
         found = await store.authenticate_key(conn, secret)
     if found is None:
@@ -283,6 +291,7 @@ async def user_for_key(env: Env, secret: str) -> tuple[User, str] | None:
     if due:
         async with transaction(env.engine) as conn:
             await store.touch_key(conn, key_id)
+    keycache.api_keys.put(secret, (user, key_id), since)
     return user, key_id
 
 
@@ -316,9 +325,12 @@ async def bump_auth_version(env: Env, user_id: str) -> None:
 async def set_disabled(env: Env, user_id: str, disabled: bool) -> bool:
     """Disable (or enable) an account: a disabled account cannot sign in, and its
     sessions, JWTs and API keys are refused at their next request (the identity
-    middleware reads the user row on every request). Its images stay served."""
+    middleware reads the user row on every request; an API key's answer is cached for
+    at most a second, see keycache). Its images stay served."""
     async with transaction(env.engine) as conn:
-        return await store.set_disabled(conn, user_id, disabled)
+        changed = await store.set_disabled(conn, user_id, disabled)
+    keycache.clear()  # committed: this process refuses the user's keys from the next request on
+    return changed
 
 
 async def refuse_last_admin(conn: AsyncConnection, user_id: str, what: str) -> None:

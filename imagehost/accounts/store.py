@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..db import json_time, new_id, sha256_hex, utcnow
 from ..tables import api_keys, invites, password_resets, users
 from ..tables import revoked_sessions as rs
+from . import keycache
 
 # --------------------------------------------------------------------------- users
 
@@ -153,11 +154,13 @@ async def has_users(conn: AsyncConnection) -> bool:
 
 async def bump_auth_version(conn: AsyncConnection, user_id: str) -> bool:
     """End every session and JWT of this user at their next request (API keys stay)."""
+    keycache.clear()  # a cached API-key answer carries this user: this process forgets it
     res = await conn.execute(update(users).where(users.c.id == user_id).values(auth_version=users.c.auth_version + 1))
     return res.rowcount == 1
 
 
 async def set_disabled(conn: AsyncConnection, user_id: str, disabled: bool) -> bool:
+    keycache.clear()  # a cached API-key answer carries this user: this process forgets it
     res = await conn.execute(
         update(users).where(users.c.id == user_id).values(disabled_at=utcnow() if disabled else None)
     )
@@ -165,6 +168,7 @@ async def set_disabled(conn: AsyncConnection, user_id: str, disabled: bool) -> b
 
 
 async def set_quota(conn: AsyncConnection, user_id: str, quota_bytes: int | None) -> bool:
+    keycache.clear()  # a cached API-key answer carries this user: this process forgets it
     res = await conn.execute(update(users).where(users.c.id == user_id).values(quota_bytes=quota_bytes))
     return res.rowcount == 1
 
@@ -172,6 +176,7 @@ async def set_quota(conn: AsyncConnection, user_id: str, quota_bytes: int | None
 async def delete_user(conn: AsyncConnection, user_id: str) -> None:
     """The account row; its keys, reset links and recovery codes go with it (ON DELETE
     CASCADE). Its images must be removed first, with their tombstones."""
+    keycache.clear()  # a cached API-key answer carries this user: this process forgets it
     await conn.execute(delete(api_keys).where(api_keys.c.user_id == user_id))
     await conn.execute(delete(users).where(users.c.id == user_id))
 
@@ -258,6 +263,7 @@ async def revoke_key(conn: AsyncConnection, user_id: str, key_id: str) -> bool:
         .where(api_keys.c.id == key_id, api_keys.c.user_id == user_id, api_keys.c.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
+    keycache.clear()  # this process forgets it now (the caller clears again after its commit)
     return res.rowcount == 1
 
 
@@ -324,12 +330,14 @@ async def lock_admins(conn: AsyncConnection) -> list[str]:
 
 
 async def set_role(conn: AsyncConnection, user_id: str, role: str) -> bool:
+    keycache.clear()  # a cached API-key answer carries this user: this process forgets it
     res = await conn.execute(update(users).where(users.c.id == user_id).values(role=role))
     return res.rowcount == 1
 
 
 async def set_password_hash(conn: AsyncConnection, user_id: str, password_hash: str) -> bool:
     """A new password; every session and JWT of the user ends (the version moves on)."""
+    keycache.clear()  # a cached API-key answer carries this user: this process forgets it
     res = await conn.execute(
         update(users)
         .where(users.c.id == user_id)

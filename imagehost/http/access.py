@@ -17,11 +17,42 @@ from .errors import CLIENT_CLOSED_REQUEST
 _ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
-@web.middleware
-async def access_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def request_id(request: web.Request) -> str:
+    """The request's id: the client's X-Request-ID if it is a sane one, else a new one."""
     incoming = request.headers.get("X-Request-ID", "")
     rid = incoming if _ID_RE.fullmatch(incoming) else new_id(9)
     request[REQUEST_ID] = rid
+    return rid
+
+
+def _info_enabled() -> bool:
+    """Whether any loguru handler takes INFO (loguru keeps the lowest level of its
+    handlers; without it, assume yes): building a bound logger per request is skipped
+    when the line would be dropped anyway (LOG_LEVEL=WARNING)."""
+    core = getattr(logger, "_core", None)
+    return core is None or getattr(core, "min_level", 0) <= _INFO
+
+
+_INFO = 20
+
+
+def log_request(request: web.Request, rid: str, status: int, seconds: float) -> None:
+    if not _info_enabled():
+        return
+    identity = request.get(IDENTITY)
+    logger.bind(
+        request_id=rid,
+        method=request.method,
+        path=request.path,
+        status=status,
+        duration_ms=round(seconds * 1000, 2),
+        user_id=identity.user.id if identity else None,
+    ).info("{} {} {}", request.method, request.path, status)
+
+
+@web.middleware
+async def access_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    rid = request_id(request)
     start = time.perf_counter()
     status = 500
     try:
@@ -37,12 +68,4 @@ async def access_log_middleware(request: web.Request, handler: Handler) -> web.S
         status = CLIENT_CLOSED_REQUEST  # the client went away: no answer was sent
         raise
     finally:
-        identity = request.get(IDENTITY)
-        logger.bind(
-            request_id=rid,
-            method=request.method,
-            path=request.path,
-            status=status,
-            duration_ms=round((time.perf_counter() - start) * 1000, 2),
-            user_id=identity.user.id if identity else None,
-        ).info("{} {} {}", request.method, request.path, status)
+        log_request(request, rid, status, time.perf_counter() - start)

@@ -3,15 +3,22 @@ local folder; a bucket serves its own)."""
 
 from __future__ import annotations
 
+import asyncio
+import math
+import os
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.helpers import ETAG_ANY, ETag
 
 from ..db import utcnow
 from ..errors import NotFound
+from ..http.access import log_request, request_id
 from ..storage import LocalStorage
-from ..typedefs import ACTIVE_KEYS, ENV
+from ..typedefs import ACTIVE_KEYS, ENV, HOT_IMAGES, METRICS, Handler, Middleware
 from . import store
 
 IMAGE_HEADERS = {
@@ -48,6 +55,174 @@ class ActiveKeys:
             self._items.popitem(last=False)
 
 
+@dataclass(frozen=True)
+class Hot:
+    """One small image's bytes and the headers its 200 carries, as read from `path` when
+    the file had the signature `sig` (inode, mtime in ns, size)."""
+
+    path: str
+    sig: tuple[int, int, int]
+    body: bytes
+    etag: str
+    mtime: float
+    headers: dict[str, str]  # everything but Cache-Control for an expiring image
+    expires_at: datetime | None  # the image's expiry (Cache-Control follows it)
+
+
+class HotImages:
+    """A small, bounded cache of hot small images' bytes and headers (local storage only),
+    answered by `hot_image_middleware` without the rest of the middleware chain.
+
+    Never stale: an entry is used only while the image's key is in `ActiveKeys` (the
+    database's answer, which never outlives the image's expiry) and only if a `stat` of
+    its file still gives the signature it was read with — a deleted file (a delete on any
+    process removes it), or one replaced, falls back to the ordinary path at once."""
+
+    def __init__(self, max_bytes: int = 32 * 1024 * 1024, max_item: int = 256 * 1024) -> None:
+        self.max_bytes, self.max_item = max_bytes, max_item
+        self.used = 0
+        self._items: OrderedDict[str, Hot] = OrderedDict()
+
+    def get(self, key: str) -> Hot | None:
+        return self._items.get(key)
+
+    def put(self, key: str, hot: Hot) -> None:
+        if len(hot.body) > self.max_item or self.max_bytes <= 0:
+            return
+        self.discard(key)
+        self._items[key] = hot
+        self.used += len(hot.body)
+        while self.used > self.max_bytes:
+            _key, old = self._items.popitem(last=False)
+            self.used -= len(old.body)
+
+    def discard(self, key: str) -> None:
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.used -= len(old.body)
+
+
+def _read_small(path: str, limit: int) -> tuple[tuple[int, int, int], bytes, float] | None:
+    """(signature, bytes, mtime) of a file of at most `limit` bytes (in an executor)."""
+    try:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if st.st_size > limit:
+                return None
+            body = fh.read(limit + 1)
+    except OSError:
+        return None
+    if len(body) != st.st_size:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size), body, st.st_mtime
+
+
+def _etag_match(value: str, etags: tuple[ETag, ...]) -> bool:
+    """If-None-Match's weak comparison, as aiohttp's FileResponse does it."""
+    if len(etags) == 1 and etags[0].value == ETAG_ANY:
+        return True
+    return any(e.value == value for e in etags)
+
+
+# What the ordinary path answers differently (ranges, the rarer preconditions): those go there.
+_SLOW_HEADERS = (hdrs.RANGE, hdrs.IF_RANGE, hdrs.IF_MATCH, hdrs.IF_UNMODIFIED_SINCE, hdrs.COOKIE)
+
+
+def _hot_response(request: web.Request) -> web.StreamResponse | None:
+    """The answer from `HotImages`, or None when the ordinary path must answer."""
+    key = request.match_info.get("key")
+    if key is None:
+        return None
+    app = request.app
+    hot = app[HOT_IMAGES].get(key)
+    if hot is None or app[ACTIVE_KEYS].get(key) is None:
+        return None
+    headers = request.headers
+    if any(h in headers for h in _SLOW_HEADERS):
+        return None
+    try:
+        st = os.stat(hot.path)  # a few microseconds on a local disk: no executor hop
+    except OSError:
+        app[HOT_IMAGES].discard(key)
+        return None
+    if (st.st_ino, st.st_mtime_ns, st.st_size) != hot.sig:
+        app[HOT_IMAGES].discard(key)
+        return None
+    out = dict(hot.headers)
+    if hot.expires_at is not None:
+        out["Cache-Control"] = _expiring_cache_control(hot.expires_at)
+    if hdrs.IF_NONE_MATCH in headers:
+        etags = request.if_none_match
+        fresh = etags is not None and _etag_match(hot.etag, etags)
+    else:
+        since = request.if_modified_since if hdrs.IF_MODIFIED_SINCE in headers else None
+        fresh = since is not None and hot.mtime <= since.timestamp()
+    if fresh:
+        del out[hdrs.CONTENT_LENGTH], out[hdrs.ACCEPT_RANGES]
+        return web.Response(status=304, headers=out)
+    return web.Response(body=hot.body, headers=out)
+
+
+def hot_image_middleware() -> Middleware:
+    """The first middleware: an anonymous, cookie-less GET/HEAD of a hot small image is
+    answered from `HotImages` with exactly the headers the full chain would give it (the
+    request id, the security headers), still counted in the metrics and the access log;
+    the session, identity, CSRF and error middlewares have nothing to do for it."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method in _GET_HEAD and request.path.startswith("/i/"):
+            start = time.perf_counter()
+            response = _hot_response(request)
+            if response is not None:
+                rid = request_id(request)
+                response.headers["X-Request-ID"] = rid
+                response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
+                seconds = time.perf_counter() - start
+                request.app[METRICS].observe("image_file", request.method, response.status, seconds, None)
+                log_request(request, rid, response.status, seconds)
+                return response
+        return await handler(request)
+
+    return middleware
+
+
+_GET_HEAD = frozenset({"GET", "HEAD"})
+
+
+def _expiring_cache_control(expires_at: datetime) -> str:
+    left = max(0, int((expires_at - utcnow()).total_seconds()))
+    return f"public, max-age={left}"
+
+
+async def _remember(
+    request: web.Request, key: str, path: str, headers: dict[str, str], served: store.ServedType
+) -> None:
+    hot_images = request.app[HOT_IMAGES]
+    if hot_images.max_bytes <= 0:
+        return
+    loop = asyncio.get_running_loop()
+    read = await loop.run_in_executor(None, _read_small, path, hot_images.max_item)
+    if read is None:
+        return
+    sig, body, mtime = read
+    etag = f"{sig[1]:x}-{sig[2]:x}"  # FileResponse's: mtime in ns and size, in hex
+    full = {
+        **headers,
+        "Cache-Control": IMAGE_HEADERS["Cache-Control"],
+        hdrs.ETAG: f'"{etag}"',
+        hdrs.LAST_MODIFIED: _http_date(mtime),
+        hdrs.CONTENT_LENGTH: str(len(body)),
+        hdrs.ACCEPT_RANGES: "bytes",
+    }
+    hot_images.put(key, Hot(path, sig, body, etag, mtime, full, served.expires_at))
+
+
+def _http_date(ts: float) -> str:
+    """Last-Modified as aiohttp writes it (the mtime rounded up to the second)."""
+    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(math.ceil(ts)))
+
+
 async def serve_image(request: web.Request) -> web.StreamResponse:
     """GET /i/<key>: an active image's bytes with its verified type, sandboxed, cached
     for a year (keys never change meaning). FileResponse does ETag, ranges and sendfile."""
@@ -65,7 +240,8 @@ async def serve_image(request: web.Request) -> web.StreamResponse:
             raise NotFound("image not found")
         cache.put(key, served)
     headers = {"Content-Type": served.content_type, **IMAGE_HEADERS}
+    if request.app[HOT_IMAGES].get(key) is None:
+        await _remember(request, key, str(path), headers, served)  # the next request is answered from memory
     if served.expires_at is not None:  # no cache may keep it past its expiry
-        left = max(0, int((served.expires_at - utcnow()).total_seconds()))
-        headers["Cache-Control"] = f"public, max-age={left}"
+        headers["Cache-Control"] = _expiring_cache_control(served.expires_at)
     return web.FileResponse(path, headers=headers)

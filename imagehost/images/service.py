@@ -260,7 +260,7 @@ class PendingUpload:
         confirm activated it (what was written is then that image's, and stays)."""
         async with transaction(self.env.engine) as conn:
             d = made.derivatives
-            if not await store.activate(
+            active = await store.activate(
                 conn,
                 self.row,
                 size_bytes=size_bytes,
@@ -270,7 +270,8 @@ class PendingUpload:
                 thumb=made.thumb,
                 animated=d.animated,
                 complete=not d.display_wanted,
-            ):
+            )
+            if active is None:
                 current = await store.get(conn, self.row.id)
                 if current is not None and current.status == ACTIVE:
                     self.written.clear()
@@ -278,8 +279,6 @@ class PendingUpload:
                 raise NotFound("the upload expired before it finished", code="upload_expired")
             if tombstones:
                 await store.add_orphans(conn, list(tombstones), delay=delay)
-            active = await store.get(conn, self.row.id)
-        assert active is not None
         self.active = active
         return active
 

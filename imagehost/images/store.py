@@ -189,12 +189,12 @@ async def activate(
     thumb: tuple[int, int] | None = None,
     animated: bool = False,
     complete: bool = True,
-) -> bool:
+) -> ImageRow | None:
     """Pending → active, with the real size (the reservation's surplus goes back), the
     thumbnail's size, and whether the pipeline is complete (False: the display size is
     still to be made); an upload that asked for a lifetime expires that long from now.
-    False if the row is no longer pending (the sweep took it): the caller must remove its
-    objects."""
+    The active row (read back by the same statement), or None if the row is no longer
+    pending (the sweep took it): the caller must remove its objects."""
     now = utcnow()
     lifetime = row.expire_after_seconds
     res = await conn.execute(
@@ -213,12 +213,14 @@ async def activate(
             animated=animated,
             pipeline_version=PIPELINE_VERSION if complete else 0,
         )
+        .returning(*_COLS)
     )
-    if res.rowcount != 1:
-        return False
+    active = _row(res.first())
+    if active is None:
+        return None
     await _adjust_user(conn, row.owner_id, row.size_bytes - size_bytes, 1)
-    await _add_words(conn, row, now, now + timedelta(seconds=lifetime) if lifetime else None)
-    return True
+    await _add_words(conn, active, now, now + timedelta(seconds=lifetime) if lifetime else None)
+    return active
 
 
 async def _add_words(conn: AsyncConnection, row: ImageRow, created_at: datetime, expires_at: datetime | None) -> None:

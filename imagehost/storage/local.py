@@ -74,10 +74,7 @@ class LocalStorage:
         path = self.path(key)
         tmp = self.root / ".tmp" / f"{new_id()}.part"
         loop = asyncio.get_running_loop()
-        try:
-            fh = await loop.run_in_executor(None, _open_exclusive, tmp)
-        except OSError as exc:
-            raise StorageError(f"local storage not writable: {exc.strerror}") from exc
+        fh: BinaryIO | None = None  # opened once a write buffer is full: a small file costs one hop
         total = 0
         try:
             # Chunks are gathered in a list and joined once per write: one copy, no
@@ -91,14 +88,21 @@ class LocalStorage:
                 if buffered >= _WRITE_BUFFER:
                     data = buf[0] if len(buf) == 1 else b"".join(buf)
                     buf, buffered = [], 0
+                    if fh is None:
+                        fh = await loop.run_in_executor(None, _open_writable, tmp)
                     await loop.run_in_executor(None, fh.write, data)
-            if buf:
-                await loop.run_in_executor(None, fh.write, b"".join(buf))
+            data = b"".join(buf)
+            if fh is None:  # the whole file in one executor hop: open, write, close, publish
+                await loop.run_in_executor(None, _write_whole, tmp, data, path, replace)
+                return total
+            if data:
+                await loop.run_in_executor(None, fh.write, data)
             await loop.run_in_executor(None, fh.close)
             await loop.run_in_executor(None, _publish, tmp, path, replace)
         except BaseException:
-            fh.close()
-            await asyncio.shield(loop.run_in_executor(None, _unlink, tmp))
+            if fh is not None:
+                fh.close()
+                await asyncio.shield(loop.run_in_executor(None, _unlink, tmp))
             raise
         return total
 
@@ -257,6 +261,26 @@ def _etag(st: os.stat_result) -> str:
 def _open_exclusive(path: Path) -> BinaryIO:
     path.parent.mkdir(parents=True, exist_ok=True)
     return open(path, "xb")
+
+
+def _open_writable(tmp: Path) -> BinaryIO:
+    try:
+        return _open_exclusive(tmp)
+    except OSError as exc:
+        raise StorageError(f"local storage not writable: {exc.strerror}") from exc
+
+
+def _write_whole(tmp: Path, data: bytes, final: Path, replace: bool) -> None:
+    """A small object in one go: the temp file, then published under its key (the temp
+    file is gone either way)."""
+    fh = _open_writable(tmp)
+    try:
+        with fh:
+            fh.write(data)
+    except BaseException:
+        _unlink(tmp)
+        raise
+    _publish(tmp, final, replace)
 
 
 def _publish(tmp: Path, final: Path, replace: bool) -> None:
