@@ -6,6 +6,7 @@ guessing throttled, and turning it off with a code."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import time
@@ -344,3 +345,26 @@ async def test_turning_off_with_a_wrong_code_changes_nothing_and_is_throttled(cl
     resp = await client.post("/api/account/totp/disable", json={"code": code_at(secret, 30)}, headers=_bearer(token))
     assert resp.status == 429
     assert (await _row(client, account.id)).totp_enabled_at is not None
+
+
+async def test_two_requests_racing_with_one_code_let_one_in(client, backend, make_user):
+    account = await make_user()
+    secret, _codes = await enable_totp(client, account)
+    code = code_at(secret)
+    results = await asyncio.gather(*(_login(client, account, code) for _ in range(3)))
+    assert sorted(status for status, _ in results) == [200, 401, 401]
+
+
+async def test_the_second_step_starts_again_if_the_password_changed_meanwhile(client, backend, make_user):
+    account = await make_user()
+    secret, _codes = await enable_totp(client, account)
+    client.session.cookie_jar.clear()
+    await browser_login(client, account.username, account.password)
+    html = await (await client.get("/login/otp")).text()
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    async with client.server.app[ENGINE].begin() as conn:  # a password change elsewhere
+        await conn.execute(update(users).where(users.c.id == account.id).values(auth_version=users.c.auth_version + 1))
+    resp = await client.post("/login/otp", data={"csrf_token": csrf, "code": code_at(secret)}, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == "/login"
+    assert (await client.get("/api/auth/me")).status == 401
+    assert (await _row(client, account.id)).totp_last_step == 0  # the code was not spent
