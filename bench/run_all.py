@@ -17,6 +17,7 @@ BENCHES = [
     ["list_images.py"],
     ["serve_image.py"],
     ["login.py"],
+    ["export_memory.py"],
 ]
 
 

@@ -1,4 +1,5 @@
-"""`imagehost` / `python -m imagehost`: serve, migrate, storage-setup, gc, create-user."""
+"""`imagehost` / `python -m imagehost`: serve, migrate, storage-setup, gc, create-user, set-role,
+reset-password."""
 
 from __future__ import annotations
 
@@ -174,13 +175,48 @@ def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
 
     async def run() -> User:
         async with cli_env(settings) as env:
-            return await register_user(env, args.username, args.email, password)
+            return await register_user(env, args.username, args.email, password, role="admin" if args.admin else None)
 
     try:
         user = asyncio.run(run())
     except RegistrationError as exc:
         return _fail(exc.message)
-    print(f"created user {user.username} ({user.id})")
+    print(f"created user {user.username} ({user.id}){', an admin' if user.is_admin else ''}")
+    return 0
+
+
+def cmd_set_role(settings: Settings, args: argparse.Namespace) -> int:
+    from .admin import service
+    from .errors import AppError
+
+    async def run() -> str:
+        async with cli_env(settings) as env:
+            user_id = await service.user_id_by_name(env, args.username)
+            return (await service.set_role(env, service.CLI, user_id, args.role)).role
+
+    try:
+        role = asyncio.run(run())
+    except AppError as exc:
+        return _fail(exc.message)
+    print(f"{args.username} is now {'an admin' if role == 'admin' else 'a user'}")
+    return 0
+
+
+def cmd_reset_password(settings: Settings, args: argparse.Namespace) -> int:
+    from .admin import service
+    from .errors import AppError
+
+    async def run() -> service.Link:
+        async with cli_env(settings) as env:
+            user_id = await service.user_id_by_name(env, args.username)
+            return await service.issue_reset_link(env, service.CLI, user_id)
+
+    try:
+        link = asyncio.run(run())
+    except AppError as exc:
+        return _fail(exc.message)
+    print(link.url)
+    print(f"(one use, until {link.to_json()['expires_at']}; setting a password signs {args.username} out everywhere)")
     return 0
 
 
@@ -194,6 +230,8 @@ COMMANDS = {
         "strip metadata and make thumbnails and display sizes of images stored before the pipeline (resumable)",
     ),
     "create-user": (cmd_create_user, "add a user from the command line (works with registration closed)"),
+    "set-role": (cmd_set_role, "make a user an admin, or an admin a user (the last admin stays)"),
+    "reset-password": (cmd_reset_password, "print a one-use password-reset link for a user (valid for an hour)"),
 }
 
 
@@ -213,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("username")
             p.add_argument("email")
             p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+            p.add_argument("--admin", action="store_true", help="make the account an admin")
+        elif name == "set-role":
+            p.add_argument("username")
+            p.add_argument("role", choices=("admin", "user"))
+        elif name == "reset-password":
+            p.add_argument("username")
     return parser
 
 

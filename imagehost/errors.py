@@ -22,6 +22,7 @@ CODES: dict[str, str] = {
     "invalid_limit": "The `limit` query parameter is not an integer from 1 to 100.",
     "length_required": "A signed upload URL was used without a Content-Length.",
     "length_mismatch": "The body is shorter or longer than the length the upload URL was signed for.",
+    "unsupported_format": "oEmbed: the asked `format` is not served (only `json` is).",
     # 401
     "authentication_required": "No credential was sent: log in, or send `Authorization: Bearer <key or token>`.",
     "invalid_credentials": "The username and password, API key or token are wrong, expired or revoked.",
@@ -34,6 +35,9 @@ CODES: dict[str, str] = {
     "forbidden": "The caller may not do this.",
     "csrf_failed": "A cookie-authenticated request failed the CSRF check (origin or token).",
     "registration_closed": "This server does not accept new accounts.",
+    "invite_required": "Registration on this server is by invitation: register through the link you were sent.",
+    "invite_invalid": "The invitation link cannot be used; `detail.reason` says why: unknown, expired, used_up "
+    "or revoked.",
     "api_key_not_allowed": "This action needs a login (session or token), not an API key.",
     "wrong_password": "The current password, asked to confirm an account change, is wrong; nothing changed.",
     "upload_url_invalid": "The signed upload URL is malformed, tampered with or expired.",
@@ -47,6 +51,7 @@ CODES: dict[str, str] = {
     "field_taken": "The username or email is already taken; `detail.field` names it.",
     "upload_url_used": "This signed upload URL was already used.",
     "upload_changed": "The uploaded object was replaced while the server checked it; upload again.",
+    "last_admin": "The instance's last admin cannot be demoted, disabled or deleted: make another admin first.",
     # 413
     "file_too_large": "The file is larger than the server accepts; `detail.max_bytes` says the limit.",
     "quota_exceeded": "The upload would exceed the account's storage quota.",

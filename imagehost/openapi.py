@@ -51,6 +51,26 @@ EXPIRY: dict[str, Any] = {
 }
 
 
+# A user's embed settings and default expiry (sharing/service.py `clean_preferences`).
+PREFERENCES: dict[str, Schema] = {
+    "embed_title": {
+        "type": ["string", "null"],
+        "maxLength": 200,
+        "description": "The preview's title: `{filename}`, `{username}`, `{size}`, `{width}`, `{height}` and "
+        "`{date}` are filled in; anything else is shown as written. Null or empty: `{filename}`.",
+    },
+    "embed_description": {"type": ["string", "null"], "maxLength": 500, "description": "Plain text."},
+    "embed_site_name": {"type": ["string", "null"], "maxLength": 100},
+    "embed_color": {"type": ["string", "null"], "pattern": "^#[0-9a-fA-F]{6}$", "description": "`#rrggbb`."},
+    "default_expiry_seconds": {
+        "type": ["integer", "null"],
+        "minimum": 1,
+        "description": "What the browser uploader picks first and the ShareX file sends (`X-Expires-In`); "
+        "within the server's expiry limits. Other uploads are not affected.",
+    },
+}
+
+
 @dataclass(frozen=True)
 class Param:
     name: str
@@ -105,6 +125,7 @@ def _schemas(settings: Settings) -> dict[str, Schema]:
             "thumbnail_width",
             "thumbnail_height",
             "display_url",
+            "page_url",
             "animated",
             "expires_at",
             "deletion_url",
@@ -135,6 +156,11 @@ def _schemas(settings: Settings) -> dict[str, Schema]:
                 "description": "For detail and share pages: a WebP at most 2048 px when the original is larger "
                 "or must be turned upright (made just after the upload answered), else the original.",
             },
+            "page_url": {
+                **image_url,
+                "description": "The image's share page (`/v/<id>`): public to anyone with the link, with the "
+                "link-preview tags chat apps read (OpenGraph, oEmbed).",
+            },
             "animated": {"type": "boolean", "description": "An animated GIF/WebP (the thumbnail is its first frame)."},
             "expires_at": {
                 "oneOf": [time, {"type": "null"}],
@@ -156,6 +182,7 @@ def _schemas(settings: Settings) -> dict[str, Schema]:
                 "thumbnail_width": 640,
                 "thumbnail_height": 360,
                 "display_url": f"{base}/i/Vb7Qe2kLm0pXz9Rt.png",
+                "page_url": f"{base}/v/k2Jx9QbH1VvA3mTq",
                 "animated": False,
                 "expires_at": None,
                 "deletion_url": f"{base}/d/k2Jx9QbH1VvA3mTq/3sPq0d9Hw7Ue1ZbLr4YcXn5Kj8Ma2Vt6",
@@ -360,7 +387,10 @@ def _schemas(settings: Settings) -> dict[str, Schema]:
                 "Headers": {
                     "type": "object",
                     "required": ["Authorization"],
-                    "properties": {"Authorization": {"type": "string", "pattern": f"^Bearer {KEY_PREFIX}"}},
+                    "properties": {
+                        "Authorization": {"type": "string", "pattern": f"^Bearer {KEY_PREFIX}"},
+                        "X-Expires-In": {"type": "string", "pattern": "^[0-9]+$"},
+                    },
                 },
                 "Body": {"const": "MultipartFormData"},
                 "FileFormName": {"const": "file"},
@@ -370,6 +400,64 @@ def _schemas(settings: Settings) -> dict[str, Schema]:
                 "ErrorMessage": {"type": "string"},
             },
         },
+        "OEmbed": {
+            "type": "object",
+            "description": "An oEmbed 1.0 `photo` (https://oembed.com): the image a preview shows (the display "
+            "size, or the original while there is none) and the owner's embed settings.",
+            "required": [
+                "version",
+                "type",
+                "url",
+                "width",
+                "height",
+                "title",
+                "author_name",
+                "provider_name",
+                "provider_url",
+            ],
+            "additionalProperties": False,
+            "properties": {
+                "version": {"const": "1.0"},
+                "type": {"const": "photo"},
+                "url": image_url,
+                "width": {"type": ["integer", "null"], "minimum": 1},
+                "height": {"type": ["integer", "null"], "minimum": 1},
+                "title": {"type": "string", "description": "The owner's title template, filled in."},
+                "author_name": {"type": "string", "description": "The owner's username."},
+                "provider_name": {"type": "string", "description": "The owner's site name, or this server's."},
+                "provider_url": {"type": "string", "format": "uri"},
+            },
+            "examples": [
+                {
+                    "version": "1.0",
+                    "type": "photo",
+                    "url": f"{base}/i/Vb7Qe2kLm0pXz9Rt.png",
+                    "width": 1280,
+                    "height": 720,
+                    "title": "screenshot.png",
+                    "author_name": "alice",
+                    "provider_name": "imagehost",
+                    "provider_url": f"{base}/",
+                }
+            ],
+        },
+        "Preferences": {
+            "type": "object",
+            "description": "Your embed settings (null: the server's default) and default expiry (null: none).",
+            "required": list(PREFERENCES),
+            "additionalProperties": False,
+            "properties": PREFERENCES,
+            "examples": [
+                {
+                    "embed_title": "{filename} by {username}",
+                    "embed_description": None,
+                    "embed_site_name": "Alice's screenshots",
+                    "embed_color": "#ff8800",
+                    "default_expiry_seconds": 604800,
+                }
+            ],
+        },
+        **_admin_schemas(time),
         "OpenAPIDocument": {
             "type": "object",
             "required": ["openapi", "info", "paths"],
@@ -384,6 +472,264 @@ def _json(schema: Schema, description: str, **extra: Any) -> dict[str, Any]:
 
 def _json_body(schema: Schema, example: Any) -> dict[str, Any]:
     return {"required": True, "content": {JSON: {"schema": schema, "example": example}}}
+
+
+# --------------------------------------------------------------------------- admin (issue 12)
+
+
+def _admin_schemas(time: Schema) -> dict[str, Schema]:
+    nullable_time = {**time, "type": ["string", "null"]}
+    cursor = {"type": ["string", "null"], "description": "Pass as `cursor` for the next page; null on the last page."}
+    user_properties: dict[str, Schema] = {
+        "id": {"type": "string"},
+        "username": {"type": "string"},
+        "email": {"type": "string"},
+        "role": {"enum": ["admin", "user"]},
+        "images": {"type": "integer", "minimum": 0},
+        "bytes_used": {"type": "integer", "minimum": 0, "description": "Including uploads in progress."},
+        "quota_bytes": {"type": "integer", "minimum": 0, "description": "The quota that applies; 0 = unlimited."},
+        "quota_is_default": {"type": "boolean", "description": "The quota follows DEFAULT_USER_QUOTA_MB."},
+        "created_at": time,
+        "last_login_at": nullable_time,
+        "status": {"enum": ["active", "disabled"]},
+        "disabled_at": nullable_time,
+        "two_factor": {"type": "boolean"},
+    }
+    invite_properties: dict[str, Schema] = {
+        "id": {"type": "string"},
+        "created_by": {"type": ["string", "null"], "description": "The admin's name (null once deleted)."},
+        "created_at": time,
+        "expires_at": time,
+        "max_uses": {"type": "integer", "minimum": 1},
+        "uses": {"type": "integer", "minimum": 0},
+        "revoked_at": nullable_time,
+        "state": {"enum": ["active", "revoked", "expired", "used_up"]},
+    }
+    return {
+        "AdminStats": {
+            "type": "object",
+            "required": [
+                "users",
+                "disabled_users",
+                "images",
+                "bytes_stored",
+                "uploads_last_day",
+                "uploads_last_week",
+            ],
+            "additionalProperties": False,
+            "properties": {
+                "users": {"type": "integer", "minimum": 0},
+                "disabled_users": {"type": "integer", "minimum": 0},
+                "images": {"type": "integer", "minimum": 0},
+                "bytes_stored": {"type": "integer", "minimum": 0, "description": "Originals of active images."},
+                "uploads_last_day": {"type": "integer", "minimum": 0},
+                "uploads_last_week": {"type": "integer", "minimum": 0},
+            },
+        },
+        "AdminUser": {
+            "type": "object",
+            "required": list(user_properties),
+            "additionalProperties": False,
+            "properties": user_properties,
+        },
+        "AdminUserList": {
+            "type": "object",
+            "required": ["users", "next_cursor"],
+            "additionalProperties": False,
+            "properties": {"users": {"type": "array", "items": ref("AdminUser")}, "next_cursor": cursor},
+        },
+        "Invite": {
+            "type": "object",
+            "required": list(invite_properties),
+            "additionalProperties": False,
+            "properties": invite_properties,
+        },
+        "NewInvite": {
+            "type": "object",
+            "description": "A new invitation: the only time its `url` is shown (only a hash is kept).",
+            "required": [*invite_properties, "url"],
+            "additionalProperties": False,
+            "properties": {**invite_properties, "url": {"type": "string", "format": "uri"}},
+        },
+        "InviteList": {
+            "type": "object",
+            "required": ["invites"],
+            "additionalProperties": False,
+            "properties": {"invites": {"type": "array", "items": ref("Invite"), "description": "Newest first."}},
+        },
+        "ResetLink": {
+            "type": "object",
+            "description": "A password-reset link: one use, valid until `expires_at`; shown only now.",
+            "required": ["url", "expires_at"],
+            "additionalProperties": False,
+            "properties": {"url": {"type": "string", "format": "uri"}, "expires_at": time},
+        },
+        "AuditList": {
+            "type": "object",
+            "required": ["entries", "next_cursor"],
+            "additionalProperties": False,
+            "properties": {
+                "entries": {
+                    "type": "array",
+                    "description": "Newest first.",
+                    "items": {
+                        "type": "object",
+                        "required": ["id", "at", "actor", "action", "target", "detail"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "id": {"type": "string"},
+                            "at": time,
+                            "actor": {"type": "string", "description": "The admin's name, or `(command line)`."},
+                            "action": {
+                                "enum": [
+                                    "role",
+                                    "disable",
+                                    "enable",
+                                    "delete",
+                                    "quota",
+                                    "reset_link",
+                                    "invite",
+                                    "invite_revoke",
+                                ]
+                            },
+                            "target": {"type": ["string", "null"], "description": "The account's name, if any."},
+                            "detail": {"type": "object"},
+                        },
+                    },
+                },
+                "next_cursor": cursor,
+            },
+        },
+    }
+
+
+def _admin_operations() -> dict[tuple[str, str], Op]:
+    """The admin API. Every operation answers 404 `not_found` to anyone but an admin
+    (anonymous included), and 403 `api_key_not_allowed` to an admin's API key."""
+    user_id = {"user_id": "The account's id."}
+    paging = (
+        Param("limit", {"type": "integer", "minimum": 1, "default": 50}, "Per page, 1 to 100 (clipped)."),
+        Param("cursor", {"type": "string"}, "The `next_cursor` of the previous page."),
+    )
+    who = " Admins only: 404 for anyone else."
+
+    def op(op_id: str, summary: str, description: str, **kw: Any) -> Op:
+        errors = dict(kw.pop("errors", {}))
+        errors[403] = (*errors.get(403, ()), "api_key_not_allowed")
+        errors[404] = ("not_found",)
+        return Op(op_id, "Admin", summary, description + who, auth="login", errors=errors, **kw)
+
+    return {
+        ("api.admin_stats", "GET"): op(
+            "adminStats",
+            "Instance figures",
+            "Users, images, bytes stored, uploads in the last day and week.",
+            responses={200: _json(ref("AdminStats"), "The figures.")},
+        ),
+        ("api.admin_users", "GET"): op(
+            "adminListUsers",
+            "List users",
+            "Newest first, in pages (keyset); `q` keeps those whose name or email contains it, ignoring case.",
+            params=(Param("q", {"type": "string", "maxLength": 100}, "Search in names and emails."), *paging),
+            responses={200: _json(ref("AdminUserList"), "One page of users.")},
+            errors={400: ("invalid_cursor", "invalid_limit"), 422: ("invalid_input",)},
+        ),
+        ("api.admin_user", "GET"): op(
+            "adminGetUser",
+            "One user",
+            "",
+            path_params=user_id,
+            responses={200: _json(ref("AdminUser"), "The account.")},
+        ),
+        ("api.admin_user", "PATCH"): op(
+            "adminUpdateUser",
+            "Change a user's role, status or quota",
+            "Any of `role` (`admin`/`user`), `disabled` (a disabled account cannot sign in; its sessions, "
+            "tokens and API keys are refused at their next request; its images stay served) and `quota_bytes` "
+            "(0 = unlimited, null = the instance default). The last enabled admin cannot be demoted or "
+            "disabled (409 `last_admin`). Each change is recorded in the audit trail.",
+            json_body=True,
+            path_params=user_id,
+            body=_json_body(
+                {
+                    "type": "object",
+                    "minProperties": 1,
+                    "additionalProperties": False,
+                    "properties": {
+                        "role": {"enum": ["admin", "user"]},
+                        "disabled": {"type": "boolean"},
+                        "quota_bytes": {"type": ["integer", "null"], "minimum": 0},
+                    },
+                },
+                {"quota_bytes": 5 * 1024 * 1024 * 1024},
+            ),
+            responses={200: _json(ref("AdminUser"), "The account as it is now.")},
+            errors={409: ("last_admin",), 422: ("invalid_input",)},
+        ),
+        ("api.admin_user", "DELETE"): op(
+            "adminDeleteUser",
+            "Delete a user",
+            "The account with all its images (rows first, then the objects; the sweep finishes what storage "
+            "refuses), API keys and sessions. The last enabled admin cannot be deleted (409 `last_admin`).",
+            path_params=user_id,
+            responses={204: {"description": "Deleted."}},
+            errors={409: ("last_admin",)},
+        ),
+        ("api.admin_reset_link", "POST"): op(
+            "adminResetLink",
+            "Make a password-reset link",
+            "One use, valid for an hour; only its hash is stored, and it voids the user's older links. Setting "
+            "a password through it ends the user's sessions and tokens (API keys stay).",
+            path_params=user_id,
+            responses={201: _json(ref("ResetLink"), "The link (shown once).")},
+        ),
+        ("api.admin_invites", "GET"): op(
+            "adminListInvites",
+            "List invitations",
+            "With how many times each was used and its state.",
+            responses={200: _json(ref("InviteList"), "The invitations.")},
+        ),
+        ("api.admin_invites", "POST"): op(
+            "adminCreateInvite",
+            "Create an invitation link",
+            "`expires_in`: seconds, or a number with `m`, `h` or `d` (default `7d`; 5 minutes to a year); "
+            "`max_uses`: 1 to 1000 (default 1). Registering through the link spends one use, atomically.",
+            json_body=True,
+            body=_json_body(
+                {
+                    "type": "object",
+                    "properties": {
+                        "expires_in": {
+                            "oneOf": [
+                                {"type": "integer", "minimum": 300},
+                                {"type": "string", "pattern": "^[0-9]{1,9}[smhd]?$"},
+                            ]
+                        },
+                        "max_uses": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    },
+                },
+                {"expires_in": "7d", "max_uses": 1},
+            ),
+            responses={201: _json(ref("NewInvite"), "The invitation, with its link (shown once).")},
+            errors={422: ("invalid_input",)},
+        ),
+        ("api.admin_invite", "DELETE"): op(
+            "adminRevokeInvite",
+            "Revoke an invitation",
+            "The link stops working at once; unknown or already revoked invitations answer 404.",
+            path_params={"invite_id": "The invitation's id."},
+            responses={204: {"description": "Revoked."}},
+        ),
+        ("api.admin_audit", "GET"): op(
+            "adminAudit",
+            "The audit trail",
+            "Admin actions (role, disable, enable, delete, quota, reset link, invitations): who, whom, what, "
+            "when; newest first, in pages.",
+            params=paging,
+            responses={200: _json(ref("AuditList"), "One page of entries.")},
+            errors={400: ("invalid_cursor", "invalid_limit")},
+        ),
+    }
 
 
 # --------------------------------------------------------------------------- operations
@@ -450,7 +796,10 @@ def _operations(settings: Settings) -> dict[tuple[str, str], Op]:
             "Accounts",
             "Create an account",
             "Usernames are 3–50 ASCII letters, digits, `_`, `.` or `-`; passwords 8–1024 characters. Answers "
-            "403 `registration_closed` when the server does not take new accounts. Every wrong field is named "
+            "403 `registration_closed` when the server does not take new accounts. Registration by invitation "
+            "(`REGISTRATION_MODE=invite`) needs `invite`, the token of the link (`?invite=` of the register "
+            "page): 403 `invite_required` without one, `invite_invalid` with `detail.reason` for a bad one. The "
+            "first account of an empty server may always register and is its admin. Every wrong field is named "
             "in `detail` (`field`, and `errors` when there are several).",
             auth="public",
             json_body=True,
@@ -462,12 +811,17 @@ def _operations(settings: Settings) -> dict[tuple[str, str], Op]:
                         "username": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{3,50}$"},
                         "email": {"type": "string", "format": "email", "maxLength": 254},
                         "password": {"type": "string", "minLength": 8, "maxLength": 1024},
+                        "invite": {"type": "string", "description": "The invitation link's token."},
                     },
                 },
                 {"username": "alice", "email": "alice@example.com", "password": "correct horse battery"},
             ),
             responses={201: _json(ref("User"), "The new account.")},
-            errors={403: ("registration_closed",), 409: ("field_taken",), 422: ("invalid_input",)},
+            errors={
+                403: ("registration_closed", "invite_required", "invite_invalid"),
+                409: ("field_taken",),
+                422: ("invalid_input",),
+            },
         ),
         ("api.login", "POST"): Op(
             "login",
@@ -680,6 +1034,35 @@ def _operations(settings: Settings) -> dict[tuple[str, str], Op]:
             responses={204: {"description": "Deleted."}},
             errors={404: ("not_found",)},
         ),
+        ("api.export", "GET"): Op(
+            "exportImages",
+            "Images",
+            "Download all your images as a ZIP",
+            "Every live image of the caller (not expired ones, never another user's), streamed as one "
+            "uncompressed ZIP: the originals under `images/` (names made safe and unique: `name.png`, "
+            "`name (2).png`) and `metadata.json` (each image's JSON as this API answers it, plus its `path` "
+            "in the archive). The length is known before the first byte and sent as Content-Length. If an "
+            "image disappears while the archive is written, the connection is closed short of that length: "
+            "a failed download, never a wrong archive; try again.",
+            responses={
+                200: {
+                    "description": "The ZIP archive.",
+                    "headers": {
+                        "Content-Disposition": {
+                            "description": 'attachment; filename="imagehost-export-<username>-<YYYY-MM-DD>.zip"',
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                        "Content-Length": {
+                            "description": "The archive's exact length.",
+                            "required": True,
+                            "schema": {"type": "integer", "minimum": 22},
+                        },
+                    },
+                    "content": {"application/zip": {"schema": binary}},
+                }
+            },
+        ),
         ("upload_put", "PUT"): Op(
             "putSignedUpload",
             "Images",
@@ -709,13 +1092,65 @@ def _operations(settings: Settings) -> dict[tuple[str, str], Op]:
                 503: ("storage_unavailable", "database_unavailable"),
             },
         ),
+        # Sharing
+        ("api.oembed", "GET"): Op(
+            "oembed",
+            "Sharing",
+            "oEmbed for a share page",
+            "What chat apps and other consumers ask for a link's preview (found through the share page's "
+            "`<link rel=alternate type=application/json+oembed>`). Public. A `url` that is not a share page of "
+            "this server, or the share page of an unknown, deleted or expired image, answers 404. Only "
+            "`format=json` is served: any other answers 400 `unsupported_format` (the oEmbed specification "
+            "suggests 501; a 5xx would read as a server failure). "
+            "`maxwidth`/`maxheight` are not applied (the answer describes the one preview image).",
+            auth="public",
+            params=(
+                Param("url", {"type": "string"}, "A share page URL (`page_url` of an image).", required=True),
+                Param("format", {"type": "string"}, "`json` (the default); anything else answers 400."),
+                Param("maxwidth", {"type": "string"}, "Accepted and ignored."),
+                Param("maxheight", {"type": "string"}, "Accepted and ignored."),
+            ),
+            responses={200: _json(ref("OEmbed"), "The preview.")},
+            errors={400: ("unsupported_format",), 404: ("not_found",), 422: ("invalid_input",)},
+        ),
+        ("api.preferences", "GET"): Op(
+            "getPreferences",
+            "Sharing",
+            "Your embed settings and default expiry",
+            responses={200: _json(ref("Preferences"), "The settings.")},
+        ),
+        ("api.preferences", "PATCH"): Op(
+            "updatePreferences",
+            "Sharing",
+            "Change your embed settings and default expiry",
+            "Send the fields to change (null or an empty string: back to the default). Every field is checked "
+            "first: an unknown field or an invalid value answers 422 naming it in `detail.field`, and nothing "
+            "is changed.",
+            json_body=True,
+            body=_json_body(
+                {"type": "object", "additionalProperties": False, "properties": PREFERENCES},
+                {"embed_title": "{filename} ({width}×{height})", "embed_color": "#ff8800"},
+            ),
+            responses={200: _json(ref("Preferences"), "The settings after the change.")},
+            errors={422: ("invalid_input",)},
+        ),
         # Integrations
         ("api.sharex", "GET"): Op(
             "sharexConfig",
             "Integrations",
             "Download a ShareX uploader file",
             "Creates a new API key named “ShareX” each time (only key hashes are stored, so an existing key "
-            "cannot be put in a file) and answers the `.sxcu` file holding it, as an attachment.",
+            "cannot be put in a file) and answers the `.sxcu` file holding it, as an attachment. With a "
+            "default expiry in your sharing settings, the file sends it as `X-Expires-In`.",
+            params=(
+                Param(
+                    "link",
+                    {"type": "string", "enum": ["direct", "page"], "default": "direct"},
+                    "What ShareX copies after an upload: `direct`, the image (`{json:public_url}`), or `page`, "
+                    "its share page (`{json:page_url}`), whose link previews show the image in chat apps.",
+                ),
+            ),
+            errors={422: ("invalid_input",)},
             responses={
                 200: _json(
                     ref("ShareXConfig"),
@@ -732,6 +1167,7 @@ def _operations(settings: Settings) -> dict[tuple[str, str], Op]:
         ),
     }
     ops.update(_account_operations())
+    ops.update(_admin_operations())
     return ops
 
 
@@ -832,12 +1268,13 @@ def _account_operations() -> dict[tuple[str, str], Op]:
             "deleteAccount",
             "Account",
             "Delete your account",
-            "Needs the password. The account, its images (rows, then objects), keys and sessions all go.",
+            "Needs the password. The account, its images (rows, then objects), keys and sessions all go. The "
+            "instance's last admin cannot delete itself (409 `last_admin`): make another admin first.",
             auth="login",
             json_body=True,
             body=body(["password"], {"password": password}, {"password": "correct horse battery"}),
             responses={204: {"description": "Deleted."}},
-            errors=confirm_errors,
+            errors={**confirm_errors, 409: ("last_admin",)},
         ),
         ("api.account_totp", "POST"): Op(
             "startTotp",

@@ -12,11 +12,15 @@ from . import apidocs, health, metrics, openapi
 from .accounts import account_api, account_pages
 from .accounts import api as accounts_api
 from .accounts import pages as accounts_pages
+from .admin import api as admin_api
+from .admin import pages as admin_pages
 from .images import api as images_api
 from .images import files as images_files
 from .images import pages as images_pages
 from .integrations import api as integrations_api
 from .integrations import pages as integrations_pages
+from .sharing import api as sharing_api
+from .sharing import pages as sharing_pages
 from .typedefs import Handler
 from .web import pwa
 from .web.assets import static_handler
@@ -54,6 +58,7 @@ def setup_routes(app: web.Application, storage_routes: dict[str, str]) -> None:
     add("register", "/register", GET=accounts_pages.register_get, POST=accounts_pages.register_post)
     add("keys", "/keys", GET=accounts_pages.keys_get, POST=accounts_pages.keys_post)
     add("key_revoke", "/keys/{key_id}/revoke", POST=accounts_pages.keys_revoke)
+    add("reset", "/reset/{token}", GET=accounts_pages.reset_get, POST=accounts_pages.reset_post)
 
     # Account settings: pages (account_pages.py)
     add("account", "/account", GET=account_pages.account_get)
@@ -91,6 +96,7 @@ def setup_routes(app: web.Application, storage_routes: dict[str, str]) -> None:
     add("api.images", "/api/images/", GET=images_api.list_images)
     add("api.images_noslash", "/api/images", GET=images_api.list_images)
     add("api.image", "/api/images/{id}", GET=images_api.get_image, DELETE=images_api.delete_image)
+    add("api.export", "/api/export", GET=images_api.export_all)
 
     # Images: what the storage backend needs the app to serve (the local folder's bytes
     # at /i/<key> and its signed PUTs; nothing for a bucket)
@@ -98,11 +104,49 @@ def setup_routes(app: web.Application, storage_routes: dict[str, str]) -> None:
         method, handler = STORAGE_HANDLERS[name]
         add(name, path, **{method: handler})
 
+    # Admin: pages (404 for anyone but an admin)
+    add("admin", "/admin", GET=admin_pages.overview)
+    add("admin_users", "/admin/users", GET=admin_pages.users)
+    add("admin_user", "/admin/users/{user_id}", GET=admin_pages.user)
+    add("admin_user_role", "/admin/users/{user_id}/role", POST=admin_pages.user_role)
+    add("admin_user_status", "/admin/users/{user_id}/status", POST=admin_pages.user_status)
+    add("admin_user_quota", "/admin/users/{user_id}/quota", POST=admin_pages.user_quota)
+    add("admin_user_reset", "/admin/users/{user_id}/reset-link", POST=admin_pages.user_reset_link)
+    add("admin_user_delete", "/admin/users/{user_id}/delete", POST=admin_pages.user_delete)
+    add("admin_invites", "/admin/invites", POST=admin_pages.invite_create)
+    add("admin_invite_revoke", "/admin/invites/{invite_id}/revoke", POST=admin_pages.invite_revoke)
+
+    # Admin: JSON (404 for anyone but an admin)
+    add("api.admin_stats", "/api/admin/stats", GET=admin_api.stats)
+    add("api.admin_users", "/api/admin/users", GET=admin_api.list_users)
+    add(
+        "api.admin_user",
+        "/api/admin/users/{user_id}",
+        GET=admin_api.get_user,
+        PATCH=admin_api.update_user,
+        DELETE=admin_api.delete_user,
+    )
+    add("api.admin_reset_link", "/api/admin/users/{user_id}/reset-link", POST=admin_api.reset_link)
+    add("api.admin_invites", "/api/admin/invites", GET=admin_api.list_invites, POST=admin_api.create_invite)
+    add("api.admin_invite", "/api/admin/invites/{invite_id}", DELETE=admin_api.revoke_invite)
+    add("api.admin_audit", "/api/admin/audit", GET=admin_api.audit)
+
     # Integrations
     add("integrations", "/integrations", GET=integrations_pages.integrations)
     add("flameshot_script", "/integrations/flameshot.sh", GET=integrations_pages.flameshot_download)
     add("flameshot_key", "/integrations/flameshot-key", POST=integrations_pages.flameshot_key)
     add("api.sharex", "/api/sharex.sxcu", GET=integrations_api.sharex_download)
+
+    # Sharing: the public share page, its oEmbed, and the embed settings
+    add("share", "/v/{id}", GET=sharing_pages.share_page)
+    add("api.oembed", "/api/oembed", GET=sharing_api.oembed)
+    add("account_sharing", "/account/sharing", GET=sharing_pages.sharing_get, POST=sharing_pages.sharing_post)
+    add(
+        "api.preferences",
+        "/api/account/preferences",
+        GET=sharing_api.get_preferences,
+        PATCH=sharing_api.patch_preferences,
+    )
 
     # The API described (openapi.py, apidocs.py) and the metrics (metrics.py)
     add("api.openapi", "/api/openapi.json", GET=openapi.openapi_json)

@@ -28,6 +28,12 @@ users = Table(
     Column("totp_secret", String(64), nullable=True),
     Column("totp_enabled_at", DateTime, nullable=True),
     Column("totp_last_step", BigInteger, nullable=True),
+    # embed settings and default expiry (0008_sharing)
+    Column("embed_title", String(200), nullable=True),
+    Column("embed_description", String(500), nullable=True),
+    Column("embed_site_name", String(100), nullable=True),
+    Column("embed_color", String(7), nullable=True),
+    Column("default_expiry_seconds", Integer, nullable=True),
 )
 
 api_keys = Table(
@@ -67,6 +73,8 @@ images = Table(
     Column("pipeline_version", Integer, nullable=False, default=0),
     Column("pipeline_attempts", Integer, nullable=False, default=0),
     Column("expire_after_seconds", Integer, nullable=True),
+    Column("display_width", Integer, nullable=True),  # the display size's own (0008_sharing)
+    Column("display_height", Integer, nullable=True),
 )
 
 storage_orphans = Table(

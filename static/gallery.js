@@ -18,6 +18,7 @@ const rowTemplate = document.getElementById('upload-row-template');
 const tray = $('[data-tray]');
 const uploadList = $('[data-upload-list]');
 const clearButton = $('[data-clear-uploads]');
+const picker = $('[data-expiry]');
 
 const config = main.dataset;
 const maxBytes = Number(config.maxUploadBytes) || 0;
@@ -78,6 +79,7 @@ function renderTile(image) {
   Object.assign(tile.dataset, {
     imageId: id,
     url: image.public_url || '',
+    pageUrl: image.page_url || '',
     filename: image.filename || '',
     width: image.width || '',
     height: image.height || '',
@@ -95,6 +97,7 @@ function renderTile(image) {
   }
   img.src = image.thumbnail_url || image.public_url;
   tile.querySelector('[data-animated]').hidden = !image.animated; // the thumbnail is its first frame
+  if (image.expires_at) import('./expiry.js').then((m) => m.show(tile, image.expires_at));
   img.alt = image.filename || '';
   const name = tile.querySelector('.tile-name');
   name.id = `tile-name-${id}`;
@@ -107,7 +110,7 @@ function renderTile(image) {
 
 function tileImage(tile) {
   const d = tile.dataset;
-  return { id: d.imageId, public_url: d.url, filename: d.filename, width: d.width, height: d.height };
+  return { id: d.imageId, public_url: d.url, page_url: d.pageUrl, filename: d.filename, width: d.width, height: d.height };
 }
 
 // ------------------------------------------------------------ copy + delete
@@ -284,6 +287,7 @@ async function upload(job) {
       filename: file.name,
       content_type: file.type || 'application/octet-stream',
       size_bytes: file.size,
+      expires_in: picker.value || undefined,
     });
     setRow(job, 'active', 'Uploading…');
     await putFile(ticket, file, (fraction) => { job.progress.value = Math.round(fraction * 100); });
@@ -566,3 +570,5 @@ if (grid && tileTemplate && rowTemplate && uploadList && tray) {
   initLoadMore();
   receiveShared();
 }
+// Time left of expiring images (static/expiry.js).
+if ($('[data-expires-at]:not([hidden])')) import('./expiry.js');

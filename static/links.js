@@ -10,8 +10,8 @@ export const escapeMarkdownAlt = (s) => String(s).replace(/[\\[\]]/g, '\\$&').re
 const percent = (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`;
 
 /**
- * formatLink(kind, image) for kind in url | markdown | html | bbcode;
- * image has public_url, filename and optionally width, height.
+ * formatLink(kind, image) for kind in url | page | markdown | html | bbcode;
+ * image has public_url, filename and optionally page_url, width, height.
  */
 export function formatLink(kind, image) {
   const url = String(image.public_url || '');
@@ -19,6 +19,8 @@ export function formatLink(kind, image) {
   switch (kind) {
     case 'url':
       return url;
+    case 'page':
+      return String(image.page_url || '');
     case 'markdown':
       return `![${escapeMarkdownAlt(name)}](${url.replace(/[ ()]/g, percent)})`;
     case 'html': {

@@ -293,6 +293,10 @@ def make_settings(tier: str, tmp_path: Path, request: pytest.FixtureRequest, **o
         "bcrypt_rounds": 4,
         "gc_interval_seconds": 0,
         "log_level": "WARNING",
+        # Tests register several accounts through the API and pages: open registration,
+        # as before REGISTRATION_MODE (whose default, after the first account, is invite).
+        # Through the older name, so a test's `registration_open=False` still closes it.
+        "registration_open": True,
     }
     if db == "sqlite":
         path = tmp_path / "imagehost.db"

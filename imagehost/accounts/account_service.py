@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db import transaction, utcnow
 from ..env import Env
@@ -101,9 +102,14 @@ async def change_email(env: Env, user: User, email: object, password: object, ad
 
 
 async def delete_account(env: Env, user: User, password: object, addr: str) -> None:
-    """The account and everything it owns, through `service.delete_user`."""
+    """The account and everything it owns, through `service.delete_user`. The instance's
+    last admin cannot (409 `last_admin`, checked with the row locked; nothing deleted)."""
     await confirm_password(env, user, password, addr)
-    await service.delete_user(env, user.id)
+
+    async def not_the_last_admin(conn: AsyncConnection) -> None:
+        await service.refuse_last_admin(conn, user.id, "delete")
+
+    await service.delete_user(env, user.id, before=not_the_last_admin)
 
 
 # --------------------------------------------------------------------------- two-factor sign-in

@@ -4,9 +4,11 @@ Errors use the envelope `{"error", "code", "detail"}`: malformed JSON 400
 `malformed_json`, an invalid field 422 `invalid_input` and a taken one 409
 `field_taken` (both name the field in `detail.field`), no or bad credential 401 with
 `WWW-Authenticate: Bearer`, throttled login 429 `rate_limited` with `Retry-After`. With
-registration closed (`REGISTRATION_OPEN=false`) `POST /api/auth/register` answers 403
+registration closed (`REGISTRATION_MODE=closed`) `POST /api/auth/register` answers 403
 `registration_closed`: the route exists, it is refused — a client can tell a closed
-server from an old one.
+server from an old one. By invitation (`REGISTRATION_MODE=invite`, the default once the
+first account exists) the body carries `invite`, the token of the link: 403
+`invite_required` without one, `invite_invalid` (with `detail.reason`) for a bad one.
 """
 
 from __future__ import annotations
@@ -22,10 +24,20 @@ from .identity import require_user
 
 async def register(request: web.Request) -> web.Response:
     env = request.app[ENV]
-    if not env.settings.registration_open:
+    mode = await service.registration_mode(env)
+    if mode == service.CLOSED:
         raise Forbidden("registration is closed", code="registration_closed")
     body = await read_json(request)
-    user = await service.register_user(env, body.get("username"), body.get("email"), body.get("password"))
+    # The configured mode, not `mode`: whether this is the first account is decided again
+    # inside the registration's transaction (someone may have been first meanwhile).
+    user = await service.register_user(
+        env,
+        body.get("username"),
+        body.get("email"),
+        body.get("password"),
+        mode=env.settings.registration,
+        invite=body.get("invite"),
+    )
     return web.json_response(user.to_json(), status=201)
 
 

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp_session import get_session, new_session
 
 from ..db import new_id, utcnow
-from ..errors import Unauthorized
+from ..errors import Forbidden, NotFound, Unauthorized
 from ..typedefs import ENV, IDENTITY, Handler
 from . import service, tokens
 from .store import User, looks_like_key
@@ -102,6 +102,19 @@ def require_user(request: web.Request) -> User:
     if request.method not in ("GET", "HEAD"):  # coming back to a POST-only URL would only 405
         raise web.HTTPSeeOther(login)
     raise web.HTTPSeeOther(f"{login}?next={quote(request.path_qs, safe='/')}")
+
+
+def require_admin(request: web.Request) -> User:
+    """An admin signed in with a session or a JWT. Anyone else — anonymous, a user, a
+    bad credential — gets 404, pages and API alike: the admin routes do not exist for
+    them. An admin's API key gets 403 `api_key_not_allowed` (a leaked screenshot-tool key
+    must not be able to run the instance)."""
+    identity: Identity | None = request.get(IDENTITY)
+    if identity is None or not identity.user.is_admin:
+        raise NotFound()
+    if identity.method == "apikey":
+        raise Forbidden("admin actions need a login (session or token), not an API key", code="api_key_not_allowed")
+    return identity.user
 
 
 def current_user(request: web.Request) -> User | None:

@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 from aiohttp import web
 from aiohttp_session import get_session
 
-from ..errors import TooManyRequests, Unauthorized
+from ..errors import Forbidden, NotFound, TooManyRequests, Unauthorized
 from ..http.csrf import read_form
 from ..typedefs import CLIENT_ADDR, ENV
 from ..web.context import render, url
@@ -86,7 +86,7 @@ async def _login_page(
             "error": error,
             "next": next_path,
             "username": username,
-            "registration_open": request.app[ENV].settings.registration_open,
+            "registration_open": await service.registration_mode(request.app[ENV]) == service.OPEN,
         },
         status,
     )
@@ -214,6 +214,8 @@ async def _register_page(
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
     status: int = 200,
+    invite: str = "",
+    refusal: str | None = None,
 ) -> web.Response:
     return await render(
         request,
@@ -221,35 +223,105 @@ async def _register_page(
         {
             "errors": errors or {},
             "values": values or {},
-            "registration_open": request.app[ENV].settings.registration_open,
+            "registration_open": refusal is None,
+            "refusal": refusal,
+            "invite": invite,
         },
         status,
     )
 
 
+def _invite_param(value: object) -> str:
+    return value if isinstance(value, str) and 0 < len(value) <= 100 else ""
+
+
+async def _refusal(request: web.Request, invite: str) -> tuple[str, str | None, int]:
+    """The registration mode now, and why this visitor may not register (None: they
+    may) with the page's status."""
+    env = request.app[ENV]
+    mode = await service.registration_mode(env)
+    if mode == service.CLOSED:
+        return mode, "Registration is closed.", 403
+    if mode == service.INVITE:
+        reason = await service.check_invite(env, invite)
+        if reason:
+            return mode, service.InviteRefused(reason).message.capitalize() + ".", 403
+    return mode, None, 200
+
+
 async def register_get(request: web.Request) -> web.Response:
     if current_user(request) is not None:
         raise web.HTTPSeeOther(url(request, HOME))
-    return await _register_page(request, status=200 if request.app[ENV].settings.registration_open else 403)
+    invite = _invite_param(request.query.get("invite"))
+    _mode, refusal, status = await _refusal(request, invite)
+    return await _register_page(request, status=status, invite=invite, refusal=refusal)
 
 
 async def register_post(request: web.Request) -> web.Response:
     form = await read_form(request)
-    settings = request.app[ENV].settings
-    if not settings.registration_open:
-        return await _register_page(request, status=403)
+    env = request.app[ENV]
+    invite = _invite_param(form.get("invite"))
+    _mode, refusal, status = await _refusal(request, invite)
+    if refusal is not None:
+        return await _register_page(request, status=status, invite=invite, refusal=refusal)
     values = {
         "username": _echo(form.get("username"), service.USERNAME_MAX),
         "email": _echo(form.get("email"), service.EMAIL_MAX),
     }
     try:
         user = await service.register_user(
-            request.app[ENV], form.get("username"), form.get("email"), form.get("password")
+            env,
+            form.get("username"),
+            form.get("email"),
+            form.get("password"),
+            mode=env.settings.registration,  # the first account is decided in the transaction
+            invite=invite,
         )
     except service.RegistrationError as exc:
-        return await _register_page(request, errors=exc.errors, values=values, status=exc.status)
+        return await _register_page(request, errors=exc.errors, values=values, status=exc.status, invite=invite)
+    except (service.InviteRefused, Forbidden) as exc:  # the last use went to someone else meanwhile
+        return await _register_page(request, status=403, invite=invite, refusal=exc.message.capitalize() + ".")
     await log_in(request, user)
     raise web.HTTPSeeOther(url(request, HOME))
+
+
+# --------------------------------------------------------------------------- password reset
+
+
+async def _reset_page(
+    request: web.Request, token: str, *, error: str | None = None, done: bool = False, status: int = 200
+) -> web.Response:
+    env = request.app[ENV]
+    target = None if done else await service.reset_link_user(env, token)
+    if target is None and not done:
+        status = 404
+    context = {"target": target, "token": token, "error": error, "done": done}
+    response = await render(request, "reset.html", context, status)
+    # The token is in the URL: no referrer to any other site (not even the origin), and
+    # not "no-referrer", which would make the form's POST send `Origin: null` (CSRF refuses it).
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
+async def reset_get(request: web.Request) -> web.Response:
+    return await _reset_page(request, request.match_info["token"])
+
+
+async def reset_post(request: web.Request) -> web.Response:
+    form = await read_form(request)
+    token = request.match_info["token"]
+    password, again = form.get("password"), form.get("password_again")
+    if password != again:
+        return await _reset_page(request, token, error="The two passwords differ.", status=422)
+    try:
+        await service.reset_password(request.app[ENV], token, password)
+    except service.FieldError as exc:
+        return await _reset_page(request, token, error=f"Password: {exc.reason}.", status=422)
+    except NotFound:
+        return await _reset_page(request, token)  # used or expired meanwhile: the page says so
+    if current_user(request) is not None:  # whoever was signed in here, they are not now
+        await log_out(request)
+    return await _reset_page(request, token, done=True)
 
 
 # --------------------------------------------------------------------------- API keys

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db import transaction, utcnow
 from ..env import Env
-from ..errors import AppError, NotFound, TooManyRequests, Unauthorized
+from ..errors import AppError, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
 from ..images import service as images
 from ..images import store as image_store
 from . import store, throttle, twofactor
@@ -118,20 +121,91 @@ def _taken(taken: list[str]) -> RegistrationError:
     return RegistrationError(taken[0], errors[taken[0]], 409, errors)
 
 
+class InviteRefused(AppError):
+    """Registration through an invitation link that cannot be used (403 `invite_invalid`,
+    `detail.reason`: unknown, expired, used_up or revoked), or without one where one is
+    needed (403 `invite_required`)."""
+
+    status = 403
+
+    def __init__(self, reason: str) -> None:
+        if reason == "missing":
+            super().__init__("registration is by invitation: open the link you were sent", code="invite_required")
+        else:
+            words = {
+                "unknown": "this invitation link is not valid",
+                "expired": "this invitation link has expired",
+                "used_up": "this invitation link has been used up",
+                "revoked": "this invitation link was withdrawn",
+            }
+            super().__init__(words.get(reason, words["unknown"]), {"reason": reason}, code="invite_invalid")
+        self.reason = reason
+
+
+OPEN, INVITE, CLOSED = "open", "invite", "closed"
+
+
+async def registration_mode(env: Env) -> str:
+    """How someone may register right now: the configured mode, except that the first
+    account of an empty instance may always register (and becomes its admin)."""
+    async with env.engine.connect() as conn:
+        if not await store.has_users(conn):
+            return OPEN
+    return env.settings.registration
+
+
+async def check_invite(env: Env, token: object) -> str:
+    """Why an invitation token cannot be used ("" when it can)."""
+    if not isinstance(token, str) or not token:
+        return "missing"
+    async with env.engine.connect() as conn:
+        invite = await store.invite_by_token(conn, token)
+    return "unknown" if invite is None else ("" if invite.state(utcnow()) == "active" else invite.state(utcnow()))
+
+
+async def _first_account_lock(conn: AsyncConnection) -> None:
+    """Two registrations racing to be the first account on PostgreSQL: one at a time
+    (SQLite's writers are one at a time already)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(4242001)"))
+
+
 async def register_user(
-    env: Env, username: object, email: object, password: object, *, role: str | None = None
+    env: Env,
+    username: object,
+    email: object,
+    password: object,
+    *,
+    role: str | None = None,
+    mode: str | None = None,
+    invite: object = None,
 ) -> User:
     """A new account. The first account of an empty instance is its admin; otherwise the
-    role is `role` (default: user)."""
+    role is `role` (default: user). With `mode` (the handlers pass the configured
+    REGISTRATION_MODE) the registration must be allowed by it: `closed` refuses, `invite`
+    spends one use of the invitation `invite` in the same transaction as the insert (a
+    conditional UPDATE: two people racing for the last use, one wins). Without `mode`
+    (the CLI, an admin) anyone may be created."""
     username, email, password = validate_registration(username, email, password)
     # Hash before looking: a taken and a free username cost the same time.
     hashed = await hash_password(password, env.settings.bcrypt_rounds)
     try:
         async with transaction(env.engine) as conn:
+            first = not await store.has_users(conn)
+            if first:
+                await _first_account_lock(conn)
+                first = not await store.has_users(conn)
+            if not first and mode == CLOSED:
+                raise Forbidden("registration is closed", code="registration_closed")
             taken = await store.taken_fields(conn, username, email)
             if taken:
                 raise _taken(taken)
-            first = not await store.has_users(conn)
+            if not first and mode == INVITE:
+                if not isinstance(invite, str) or not invite:
+                    raise InviteRefused("missing")
+                if await store.use_invite(conn, invite, utcnow()) is None:
+                    found = await store.invite_by_token(conn, invite)
+                    raise InviteRefused("unknown" if found is None else found.state(utcnow()))
             return await store.insert_user(conn, username, email, hashed, ADMIN if first else (role or USER))
     except IntegrityError:  # lost a race with a concurrent registration
         async with env.engine.connect() as conn:
@@ -295,10 +369,24 @@ async def set_disabled(env: Env, user_id: str, disabled: bool) -> bool:
         return await store.set_disabled(conn, user_id, disabled)
 
 
+async def refuse_last_admin(conn: AsyncConnection, user_id: str, what: str) -> None:
+    """409 `last_admin` if `user_id` is the instance's only enabled admin: it cannot be
+    demoted, disabled or deleted (`what` names which, for the message). Locks the admins'
+    rows for the rest of the transaction, so two admins cannot both step down at once.
+    Use it as `delete_user(..., before=...)` for an account deleting itself."""
+    admins = await store.lock_admins(conn)
+    if user_id in admins and len(admins) == 1:
+        raise Conflict(
+            f"cannot {what} the last admin: make another account admin first", {"user_id": user_id}, code="last_admin"
+        )
+
+
 # --------------------------------------------------------------------------- deleting an account
 
 
-async def delete_user(env: Env, user_id: str) -> bool:
+async def delete_user(
+    env: Env, user_id: str, *, before: Callable[[AsyncConnection], Awaitable[None]] | None = None
+) -> bool:
     """Delete an account with everything it owns, the way an image is deleted: rows
     first (the account, its keys and sessions end at once), every object recorded in
     storage_orphans in the same transaction, then the objects; the sweep finishes
@@ -308,13 +396,45 @@ async def delete_user(env: Env, user_id: str) -> bool:
     reserved its quota yet waits and then finds no account: it stores nothing. An
     upload in flight has its pending row removed here; its objects stay recorded until
     the row would have expired, so whatever it still writes is swept, and the upload
-    itself fails at activation and deletes what it wrote (`pending_upload`)."""
+    itself fails at activation and deletes what it wrote (`pending_upload`).
+
+    `before(conn)` runs in the transaction once the row is locked: it may refuse (raise)
+    and it records the audit entry."""
     async with transaction(env.engine) as conn:
         if not await store.bump_auth_version(conn, user_id):  # takes the row's write lock
             return False
+        if before is not None:  # checks that may still refuse, and the audit record
+            await before(conn)
         removed = await image_store.remove_for_owner(conn, user_id, orphan_delay=images.TOMBSTONE_DELAY)
         await store.delete_user(conn, user_id)
     pending_keys = [k for row in removed if row.status == image_store.PENDING for k in row.keys]
     keys = [k for row in removed for k in row.keys]
     await images.delete_objects(env, keys, keep_tracked=pending_keys)
     return True
+
+
+# --------------------------------------------------------------------------- password-reset links
+
+RESET_INVALID = "this reset link is not valid: it expired, was used already, or a newer one was issued"
+
+
+async def reset_link_user(env: Env, token: str) -> User | None:
+    """The user a live reset link is for (None for a used, expired or unknown link)."""
+    async with env.engine.connect() as conn:
+        return await store.reset_user(conn, token, utcnow())
+
+
+async def reset_password(env: Env, token: str, password: object) -> User:
+    """Set a new password through a reset link: the link is spent (once, atomically), and
+    every session and JWT of the account ends (API keys stay). NotFound for a used,
+    expired or unknown link; FieldError for a password that does not fit the rules."""
+    password = clean_password(password)
+    hashed = await hash_password(password, env.settings.bcrypt_rounds)
+    async with transaction(env.engine) as conn:
+        user_id = await store.use_reset(conn, token, utcnow())
+        if user_id is None or not await store.set_password_hash(conn, user_id, hashed):
+            raise NotFound(RESET_INVALID)
+        user = await store.get_user(conn, user_id)
+        assert user is not None  # the row was just updated, in this transaction
+        await throttle.clear_user(conn, username_key(user.username))  # a locked-out owner gets back in
+    return user

@@ -23,7 +23,7 @@ from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db import json_time, new_id, sha256_hex, utcnow
-from ..tables import api_keys, users
+from ..tables import api_keys, invites, password_resets, users
 from ..tables import revoked_sessions as rs
 
 # --------------------------------------------------------------------------- users
@@ -310,3 +310,219 @@ async def revoke(conn: AsyncConnection, sid: str, expires_at: datetime, now: dat
     if not (await conn.execute(select(rs.c.sid).where(rs.c.sid == sid))).first():
         await conn.execute(rs.insert().values(sid=sid, expires_at=expires_at))
     await conn.execute(delete(rs).where(rs.c.expires_at < now))  # prune: those cookies are dead anyway
+
+
+# --------------------------------------------------------------------------- roles and passwords
+
+
+async def lock_admins(conn: AsyncConnection) -> list[str]:
+    """The ids of the enabled admins, their rows locked until the transaction ends
+    (PostgreSQL; SQLite's writers are serialised anyway), so two admins demoting each
+    other at once cannot leave the instance without one."""
+    q = select(users.c.id).where(users.c.role == ADMIN, users.c.disabled_at.is_(None)).with_for_update()
+    return [str(r[0]) for r in await conn.execute(q)]
+
+
+async def set_role(conn: AsyncConnection, user_id: str, role: str) -> bool:
+    res = await conn.execute(update(users).where(users.c.id == user_id).values(role=role))
+    return res.rowcount == 1
+
+
+async def set_password_hash(conn: AsyncConnection, user_id: str, password_hash: str) -> bool:
+    """A new password; every session and JWT of the user ends (the version moves on)."""
+    res = await conn.execute(
+        update(users)
+        .where(users.c.id == user_id)
+        .values(password_hash=password_hash, auth_version=users.c.auth_version + 1)
+    )
+    return res.rowcount == 1
+
+
+async def get_user_by_name(conn: AsyncConnection, username: str) -> User | None:
+    row = (await conn.execute(select(*USER_COLUMNS).where(users.c.username_key == username_key(username)))).first()
+    return user_from_row(row)
+
+
+# --------------------------------------------------------------------------- invitation links
+
+
+@dataclass(frozen=True)
+class Invite:
+    id: str
+    created_by: str | None
+    created_by_name: str | None
+    created_at: datetime
+    expires_at: datetime
+    max_uses: int
+    uses: int
+    revoked_at: datetime | None
+
+    def state(self, now: datetime) -> str:
+        """active | revoked | expired | used_up"""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at <= now:
+            return "expired"
+        if self.uses >= self.max_uses:
+            return "used_up"
+        return "active"
+
+    def to_json(self, now: datetime) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "created_by": self.created_by_name,
+            "created_at": json_time(self.created_at),
+            "expires_at": json_time(self.expires_at),
+            "max_uses": self.max_uses,
+            "uses": self.uses,
+            "revoked_at": json_time(self.revoked_at) if self.revoked_at else None,
+            "state": self.state(now),
+        }
+
+
+_INVITE_COLS = (
+    invites.c.id,
+    invites.c.created_by,
+    users.c.username,
+    invites.c.created_at,
+    invites.c.expires_at,
+    invites.c.max_uses,
+    invites.c.uses,
+    invites.c.revoked_at,
+)
+
+
+def _invites_from() -> Any:
+    return invites.outerjoin(users, users.c.id == invites.c.created_by)
+
+
+async def create_invite(
+    conn: AsyncConnection, created_by: str | None, expires_at: datetime, max_uses: int
+) -> tuple[str, str]:
+    """A new invitation: its id and its token (only the token's hash is kept)."""
+    token = secrets.token_urlsafe(24)
+    invite_id = new_id()
+    await conn.execute(
+        invites.insert().values(
+            id=invite_id,
+            token_hash=sha256_hex(token),
+            created_by=created_by,
+            created_at=utcnow(),
+            expires_at=expires_at,
+            max_uses=max_uses,
+            uses=0,
+        )
+    )
+    return invite_id, token
+
+
+async def get_invite(conn: AsyncConnection, invite_id: str) -> Invite | None:
+    if not ID_RE.fullmatch(invite_id):
+        return None
+    row = (
+        await conn.execute(select(*_INVITE_COLS).select_from(_invites_from()).where(invites.c.id == invite_id))
+    ).first()
+    return Invite(*row) if row is not None else None
+
+
+async def invite_by_token(conn: AsyncConnection, token: str) -> Invite | None:
+    if not TOKEN_RE.fullmatch(token):
+        return None
+    q = select(*_INVITE_COLS).select_from(_invites_from()).where(invites.c.token_hash == sha256_hex(token))
+    row = (await conn.execute(q)).first()
+    return Invite(*row) if row is not None else None
+
+
+async def list_invites(conn: AsyncConnection, limit: int = 100) -> list[Invite]:
+    q = (
+        select(*_INVITE_COLS)
+        .select_from(_invites_from())
+        .order_by(invites.c.created_at.desc(), invites.c.id.desc())
+        .limit(limit)
+    )
+    return [Invite(*r) for r in await conn.execute(q)]
+
+
+async def use_invite(conn: AsyncConnection, token: str, now: datetime) -> str | None:
+    """Count one use of a live invitation, atomically: one conditional UPDATE, so two
+    registrations racing for the last use cannot both have it. The invite's id, or None."""
+    if not TOKEN_RE.fullmatch(token):
+        return None
+    h = sha256_hex(token)
+    res = await conn.execute(
+        update(invites)
+        .where(
+            invites.c.token_hash == h,
+            invites.c.revoked_at.is_(None),
+            invites.c.expires_at > now,
+            invites.c.uses < invites.c.max_uses,
+        )
+        .values(uses=invites.c.uses + 1)
+    )
+    if res.rowcount != 1:
+        return None
+    return str((await conn.execute(select(invites.c.id).where(invites.c.token_hash == h))).scalar_one())
+
+
+async def revoke_invite(conn: AsyncConnection, invite_id: str) -> bool:
+    if not ID_RE.fullmatch(invite_id):
+        return False
+    res = await conn.execute(
+        update(invites).where(invites.c.id == invite_id, invites.c.revoked_at.is_(None)).values(revoked_at=utcnow())
+    )
+    return res.rowcount == 1
+
+
+# --------------------------------------------------------------------------- password-reset links
+
+TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{20,64}")
+
+
+async def create_reset(conn: AsyncConnection, user_id: str, expires_at: datetime) -> str:
+    """A new reset link's token for the user; their older unused links stop working."""
+    await conn.execute(delete(password_resets).where(password_resets.c.user_id == user_id))
+    token = secrets.token_urlsafe(32)
+    await conn.execute(
+        password_resets.insert().values(
+            token_hash=sha256_hex(token), user_id=user_id, created_at=utcnow(), expires_at=expires_at
+        )
+    )
+    return token
+
+
+async def reset_user(conn: AsyncConnection, token: str, now: datetime) -> User | None:
+    """The user a live (unused, unexpired) reset link is for; None otherwise."""
+    if not TOKEN_RE.fullmatch(token):
+        return None
+    q = (
+        select(*USER_COLUMNS)
+        .join(password_resets, password_resets.c.user_id == users.c.id)
+        .where(
+            password_resets.c.token_hash == sha256_hex(token),
+            password_resets.c.used_at.is_(None),
+            password_resets.c.expires_at > now,
+        )
+    )
+    return user_from_row((await conn.execute(q)).first())
+
+
+async def use_reset(conn: AsyncConnection, token: str, now: datetime) -> str | None:
+    """Spend a reset link, atomically (a conditional UPDATE: it works once). The user's
+    id, or None for a used, expired or unknown link."""
+    if not TOKEN_RE.fullmatch(token):
+        return None
+    h = sha256_hex(token)
+    res = await conn.execute(
+        update(password_resets)
+        .where(
+            password_resets.c.token_hash == h,
+            password_resets.c.used_at.is_(None),
+            password_resets.c.expires_at > now,
+        )
+        .values(used_at=now)
+    )
+    if res.rowcount != 1:
+        return None
+    return str(
+        (await conn.execute(select(password_resets.c.user_id).where(password_resets.c.token_hash == h))).scalar_one()
+    )

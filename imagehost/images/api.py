@@ -11,11 +11,12 @@ from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ..accounts.identity import require_user
+from ..db import utcnow
 from ..errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType
 from ..http.bodies import read_json
 from ..storage import LocalStorage
 from ..typedefs import ENV
-from . import service
+from . import export, service
 from .service import CHUNK
 
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and part headers around the file
@@ -226,3 +227,16 @@ async def delete_image(request: web.Request) -> web.Response:
     user = require_user(request)
     await service.delete_by_owner(request.app[ENV], user.id, request.match_info["id"])
     return web.Response(status=204)
+
+
+# --------------------------------------------------------------------------- export
+
+
+async def export_all(request: web.Request) -> web.StreamResponse:
+    """GET /api/export: every live image of the caller, originals and metadata, as one
+    streamed ZIP with its length known in advance."""
+    user = require_user(request)
+    env = request.app[ENV]
+    rows = await service.everything_of(env, user.id)
+    name = f"imagehost-export-{user.username}-{utcnow():%Y-%m-%d}.zip"
+    return await export.zip_response(request, env, user, rows, name)

@@ -8,6 +8,7 @@ from jinja2.filters import do_filesizeformat
 
 from ..accounts.identity import require_user
 from ..http.csrf import read_form
+from ..sharing import service as sharing
 from ..typedefs import ENV
 from ..web.context import render, url
 from . import service
@@ -20,6 +21,10 @@ async def gallery(request: web.Request) -> web.Response:
     env = request.app[ENV]
     rows, nxt, total = await service.listing(env, user.id, request.query.get("cursor"), PAGE_SIZE)
     used = user.storage_used_bytes  # loaded with the caller by the identity middleware, this request
+    default_expiry = (await sharing.preferences(env, user.id)).default_expiry_seconds
+    expiry_choices = sharing.expiry_choices(env, default_expiry)  # the uploader's picker
+    if default_expiry not in {seconds for seconds, _label in expiry_choices}:
+        default_expiry = None  # the limits changed since it was set: start at "Never"
     settings = env.settings
     quota = user.quota(settings.default_quota_bytes)
     return await render(
@@ -35,6 +40,8 @@ async def gallery(request: web.Request) -> web.Response:
             "next_cursor": nxt.encode() if nxt else None,
             "max_upload_bytes": settings.max_upload_bytes,
             "allowed_types": list(settings.allowed_image_types),
+            "expiry_choices": expiry_choices,
+            "default_expiry": default_expiry,
         },
     )
 

@@ -170,7 +170,8 @@ async def make_display_later(env: Env, row: ImageRow, src: Path, spool: Spool) -
             finally:
                 _remove(display)
             async with transaction(env.engine) as conn:
-                done = await store.set_display(conn, row.id, key if display is not None else None)
+                size = (display.width, display.height) if display is not None else None
+                done = await store.set_display(conn, row.id, key if display is not None else None, size)
                 if done and display is not None:
                     await store.drop_orphans(conn, [key])
     finally:
@@ -265,6 +266,7 @@ async def _backfill_one(env: Env, row: ImageRow) -> None:
                         thumb=(made.thumbnail.width, made.thumbnail.height),
                         display_key=display_key if made.display is not None else None,
                         animated=made.animated,
+                        display_size=(made.display.width, made.display.height) if made.display is not None else None,
                     ):
                         await store.drop_orphans(conn, keys if made.display is not None else [thumb_key])
                 old = [k for k in (row.thumb_key, row.display_key) if k]

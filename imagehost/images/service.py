@@ -96,6 +96,7 @@ def image_json(env: Env, row: ImageRow) -> dict[str, Any]:
         "thumbnail_width": row.thumb_width if thumbnail else row.width,
         "thumbnail_height": row.thumb_height if thumbnail else row.height,
         "display_url": public(row.display_key) if row.display_key else url,
+        "page_url": env.url("share", id=row.id),
         "animated": row.animated,
         "expires_at": json_time(row.expires_at) if row.status == ACTIVE and row.expires_at else None,
         "deletion_url": env.url("deletion", id=row.id, token=delete_token(env.settings.secret_key, row.id)),
@@ -636,6 +637,12 @@ async def listing(
     cursor = store.Cursor.decode(raw_cursor) if raw_cursor else None
     async with env.engine.connect() as conn:
         return await store.list_for_owner(conn, owner_id, cursor, limit)
+
+
+async def everything_of(env: Env, owner_id: str) -> list[ImageRow]:
+    """All of the owner's live images, oldest first: what an export of everything holds."""
+    async with env.engine.connect() as conn:
+        return await store.all_live_for_owner(conn, owner_id)
 
 
 async def owned_image(env: Env, owner_id: str, image_id: str) -> ImageRow:

@@ -89,6 +89,7 @@ _COLS = (
     images.c.pipeline_version,
     images.c.expire_after_seconds,
 )
+COLUMNS = _COLS  # for the queries of other rooms that read an image row (sharing/store.py)
 
 
 def _image_row(r: Any) -> ImageRow:
@@ -310,13 +311,21 @@ async def served_type(conn: AsyncConnection, key: str) -> ServedType | None:
 # --------------------------------------------------------------------------- the pipeline's work list
 
 
-async def set_display(conn: AsyncConnection, image_id: str, display_key: str | None) -> bool:
+async def set_display(
+    conn: AsyncConnection, image_id: str, display_key: str | None, display_size: tuple[int, int] | None = None
+) -> bool:
     """The display size an upload's pipeline made after it answered (None: the original
-    serves); the pipeline is then complete. False if the image is gone meanwhile."""
+    serves), with its own width and height; the pipeline is then complete. False if the
+    image is gone meanwhile."""
     res = await conn.execute(
         update(images)
         .where(images.c.id == image_id, images.c.status == ACTIVE, images.c.pipeline_version < PIPELINE_VERSION)
-        .values(display_key=display_key, pipeline_version=PIPELINE_VERSION)
+        .values(
+            display_key=display_key,
+            display_width=display_size[0] if display_size else None,
+            display_height=display_size[1] if display_size else None,
+            pipeline_version=PIPELINE_VERSION,
+        )
     )
     return res.rowcount == 1
 
@@ -373,6 +382,7 @@ async def finish_pipeline(
     thumb: tuple[int, int] | None,
     display_key: str | None,
     animated: bool,
+    display_size: tuple[int, int] | None = None,
 ) -> bool:
     """Record what the pipeline made for an active image (its stripped size counts for
     the quota from now on). False if the image is gone meanwhile."""
@@ -387,6 +397,8 @@ async def finish_pipeline(
             thumb_width=thumb[0] if thumb else None,
             thumb_height=thumb[1] if thumb else None,
             display_key=display_key,
+            display_width=display_size[0] if display_size else None,
+            display_height=display_size[1] if display_size else None,
             animated=animated,
             pipeline_version=PIPELINE_VERSION,
         )
@@ -444,6 +456,12 @@ async def list_for_owner(
     page = rows[:limit]
     nxt = Cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
     return page, nxt, total
+
+
+async def all_live_for_owner(conn: AsyncConnection, owner_id: str) -> list[ImageRow]:
+    """Every live image of the owner, oldest first (an export's list: taken once, at its start)."""
+    q = select(*_COLS).where(images.c.owner_id == owner_id, _live()).order_by(images.c.created_at, images.c.id)
+    return [_image_row(r) for r in await conn.execute(q)]
 
 
 async def count_for_owner(conn: AsyncConnection, owner_id: str) -> int:

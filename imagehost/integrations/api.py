@@ -10,8 +10,10 @@ from . import service
 
 
 async def sharex_download(request: web.Request) -> web.Response:
+    """`?link=page` makes ShareX copy the share page's link instead of the image's."""
     user = require_user(request)
-    body, filename = await service.sharex_file(request.app[ENV], user.id)
+    link = service.sharex_link(request.query.get("link"))
+    body, filename = await service.sharex_file(request.app[ENV], user.id, link)
     return web.Response(
         text=body,
         content_type="application/json",

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 from ..accounts import service as accounts
 from ..config import Settings
 from ..env import Env
+from ..errors import Unprocessable
+from ..sharing import service as sharing
 
 SHAREX_KEY_NAME = "ShareX"
 FLAMESHOT_KEY_NAME = "Flameshot"
@@ -30,28 +32,49 @@ PLACEHOLDER = "__IMAGEHOST_URL__"
 _SAFE_URL = re.compile(r"^https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~%/-]*)?$")
 
 
-def sharex_config(env: Env, api_key: str) -> dict[str, Any]:
+# What ShareX copies after an upload (`?link=` of the download): the image itself, or
+# its share page (whose link previews show the image in chat apps).
+SHAREX_LINKS = {"direct": "{json:public_url}", "page": "{json:page_url}"}
+
+
+def sharex_link(raw: str | None) -> str:
+    """The `link` query parameter: `direct` (the default) or `page`; anything else 422."""
+    link = raw or "direct"
+    if link not in SHAREX_LINKS:
+        raise Unprocessable("link must be direct or page", {"field": "link", "allowed": list(SHAREX_LINKS)})
+    return link
+
+
+def sharex_config(env: Env, api_key: str, link: str = "direct", expiry_seconds: int | None = None) -> dict[str, Any]:
+    """The uploader: copies the direct link or the share page's (`link`), and asks for the
+    user's default expiry with `X-Expires-In` when they have one."""
     host = urlsplit(env.settings.public_base_url).netloc
+    headers = {"Authorization": f"Bearer {api_key}"}
+    if expiry_seconds is not None:
+        headers["X-Expires-In"] = str(expiry_seconds)
     return {
         "Version": "17.0.0",
         "Name": f"imagehost ({host})",
         "DestinationType": "ImageUploader",
         "RequestMethod": "POST",
         "RequestURL": env.url("api.upload"),
-        "Headers": {"Authorization": f"Bearer {api_key}"},
+        "Headers": headers,
         "Body": "MultipartFormData",
         "FileFormName": "file",
-        "URL": "{json:public_url}",
+        "URL": SHAREX_LINKS[link],
         "ThumbnailURL": "{json:thumbnail_url}",
         "DeletionURL": "{json:deletion_url}",
         "ErrorMessage": "{json:error}",
     }
 
 
-async def sharex_file(env: Env, user_id: str) -> tuple[str, str]:
+async def sharex_file(env: Env, user_id: str, link: str = "direct") -> tuple[str, str]:
     """A new "ShareX" key for the user and the `.sxcu` text holding it, with its file name."""
+    expiry = (await sharing.preferences(env, user_id)).default_expiry_seconds
+    if expiry is not None and not env.settings.expiry_min_seconds <= expiry <= env.settings.expiry_max_seconds:
+        expiry = None  # the limits changed since it was set: every upload would be refused
     _key, secret = await accounts.create_api_key(env, user_id, SHAREX_KEY_NAME)
-    body = json.dumps(sharex_config(env, secret), indent=2) + "\n"
+    body = json.dumps(sharex_config(env, secret, link, expiry), indent=2) + "\n"
     host = re.sub(r"[^A-Za-z0-9.-]+", "-", urlsplit(env.settings.public_base_url).netloc).strip("-") or "imagehost"
     return body, f"imagehost-{host}.sxcu"
 

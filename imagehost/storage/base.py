@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar, Protocol
 
 # Keys are made by the application: a random id plus an extension from the sniffed
 # type, optionally under `pending/`. Anything else is refused before it reaches a backend.
+READ_CHUNK = 1 << 20  # bytes per step of a streamed read
 KEY_RE = re.compile(r"^(?:pending/)?[A-Za-z0-9_-]{16,64}(?:\.thumb)?\.[a-z0-9]{2,5}$")
 
 
@@ -66,6 +67,12 @@ class Storage(Protocol):
         """Up to `length` bytes from offset `start`; negative `start` counts from the end.
         With `if_match` (an ETag from `head`), ObjectChanged if the object is another
         version now."""
+
+    def read_stream(self, key: str, chunk_size: int = READ_CHUNK) -> AsyncIterator[bytes]:
+        """The whole object, in chunks of at most `chunk_size` bytes, never all of it in
+        memory (an export streams originals of any size this way). ObjectNotFound from the
+        first step if the object is missing. A reader that stops early closes the iterator
+        (`aclosing`), which releases the file or the connection."""
 
     async def copy(self, src: str, dst: str, content_type: str) -> None: ...
 

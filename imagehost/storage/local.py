@@ -12,14 +12,23 @@ import hashlib
 import hmac
 import os
 import time
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, ClassVar
 from urllib.parse import urlencode
 
 from ..db import new_id
-from .base import InvalidKey, ObjectChanged, ObjectInfo, ObjectNotFound, PresignedPut, StorageError, check_key
+from .base import (
+    READ_CHUNK,
+    InvalidKey,
+    ObjectChanged,
+    ObjectInfo,
+    ObjectNotFound,
+    PresignedPut,
+    StorageError,
+    check_key,
+)
 
 EXT_TYPES = {
     "jpg": "image/jpeg",
@@ -127,6 +136,39 @@ class LocalStorage:
             raise ObjectNotFound(key) from exc
         except OSError as exc:
             raise StorageError(str(exc)) from exc
+
+    async def read_stream(self, key: str, chunk_size: int = READ_CHUNK) -> AsyncIterator[bytes]:
+        path = self.path(key)
+        loop = asyncio.get_running_loop()
+
+        def open_and_read() -> tuple[BinaryIO, bytes]:
+            fh = open(path, "rb")  # noqa: SIM115 (closed by the generator below, or here on failure)
+            try:
+                return fh, fh.read(chunk_size)
+            except BaseException:
+                fh.close()
+                raise
+
+        try:
+            # Once open, the file reads to its end even if the object is deleted meanwhile
+            # (an unlinked file lives on while open): one version, whole. Opening and the
+            # first read are one hop to the executor; a short read is the end of a file.
+            fh, chunk = await loop.run_in_executor(None, open_and_read)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(key) from exc
+        except OSError as exc:
+            raise StorageError(str(exc)) from exc
+        try:
+            while chunk:
+                yield chunk
+                if len(chunk) < chunk_size:
+                    return
+                try:
+                    chunk = await loop.run_in_executor(None, fh.read, chunk_size)
+                except OSError as exc:
+                    raise StorageError(str(exc)) from exc
+        finally:
+            fh.close()
 
     async def copy(self, src: str, dst: str, content_type: str) -> None:
         s, d = self.path(src), self.path(dst)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import AsyncExitStack, suppress
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -15,7 +15,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..config import Settings
-from .base import ObjectChanged, ObjectInfo, ObjectNotFound, PresignedPut, StorageError, check_key
+from .base import READ_CHUNK, ObjectChanged, ObjectInfo, ObjectNotFound, PresignedPut, StorageError, check_key
 
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
 _CHANGED = {"412", "PreconditionFailed"}
@@ -153,6 +153,21 @@ class S3Storage:
         except (TimeoutError, BotoCoreError, OSError) as exc:
             raise StorageError(f"get_object: {exc}") from exc
         return data[:length]
+
+    async def read_stream(self, key: str, chunk_size: int = READ_CHUNK) -> AsyncIterator[bytes]:
+        check_key(key)
+        resp = await self._call("get_object", Key=key)
+        # One GET, its body read a chunk at a time: what is held is one chunk (and the
+        # socket's buffers), whatever the object's size.
+        async with resp["Body"] as body:
+            while True:
+                try:
+                    chunk: bytes = await body.read(chunk_size)
+                except (TimeoutError, BotoCoreError, OSError) as exc:
+                    raise StorageError(f"get_object: {exc}") from exc
+                if not chunk:
+                    return
+                yield chunk
 
     async def copy(self, src: str, dst: str, content_type: str) -> None:
         check_key(src)

@@ -12,10 +12,20 @@ from aiohttp import web
 from ..accounts.identity import SESSION_COOKIE, csrf_token, current_user, identify
 from ..accounts.store import User
 from ..typedefs import ASSETS, SETTINGS
+from .timeleft import time_left
 
 # The routes the page scripts call, as path templates (`/api/images/{id}`): static/api.js
 # fills them in with `route(name, parts)`, so the scripts build URLs from names too.
-JS_ROUTES = ("gallery", "image", "image_delete", "api.images", "api.image", "api.upload_url", "api.confirm")
+JS_ROUTES = (
+    "gallery",
+    "image",
+    "image_delete",
+    "api.images",
+    "api.image",
+    "api.upload_url",
+    "api.confirm",
+    "share",
+)
 
 
 async def page_user(request: web.Request) -> User | None:
@@ -49,6 +59,7 @@ async def page_context(request: web.Request) -> dict[str, Any]:
         # PUBLIC_BASE_URL's origin: the page may be open under another name for this
         # machine, and the scripts send what goes to the app itself to the page's origin.
         "public_origin": f"{public.scheme}://{public.netloc}",
+        "time_left": time_left,  # an expiring image's "5 min left" (web/timeleft.py)
     }
 
 

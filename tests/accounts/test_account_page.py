@@ -233,8 +233,8 @@ async def test_deleting_with_a_wrong_password_deletes_nothing(client, backend, m
 
 @pytest.mark.tiers("sqlite-local", "sqlite-s3", "pg-local", "pg-s3")
 async def test_deleting_my_account_removes_everything_and_ends_the_session(client, backend, make_user):
+    other = await make_user()  # the first account: the admin
     account = await make_user()
-    other = await make_user()
     await uploaded(client, account, image_bytes(size=(20, 20)))
     await uploaded(client, account, image_bytes(size=(30, 20)))
     kept = await uploaded(client, other, image_bytes())
@@ -258,6 +258,7 @@ async def test_deleting_my_account_removes_everything_and_ends_the_session(clien
 
 
 async def test_the_api_deletes_the_account(client, backend, make_user):
+    await make_user()  # the first account: the admin
     account = await make_user()
     token = await jwt_for(client, account)
     resp = await client.post("/api/account/delete", json={"password": account.password}, headers=_bearer(token))
@@ -279,3 +280,20 @@ async def test_the_account_page_needs_a_login_and_every_form_carries_a_csrf_toke
     assert resp.status == 403
     assert await _row(client, account.id) == before
     assert await page_token(client, "/account")
+
+
+async def test_the_last_admin_cannot_delete_their_own_account(client, backend, make_user):
+    admin = await make_user()  # the first account of the instance
+    await uploaded(client, admin, image_bytes())
+    token = await jwt_for(client, admin)
+    assert (await _row(client, admin.id)).role == "admin"
+    before = await snapshot(client, backend)
+    resp = await client.post("/api/account/delete", json={"password": admin.password}, headers=_bearer(token))
+    assert resp.status == 409 and (await resp.json())["code"] == "last_admin"
+    csrf = await logged_in_token(client, admin)
+    resp = await client.post("/account/delete", data={"csrf_token": csrf, "password": admin.password})
+    assert resp.status == 409 and "last admin" in await resp.text()
+    assert await snapshot(client, backend) == before
+    row = await _row(client, admin.id)
+    assert row is not None and row.auth_version == 1  # not even the sessions ended
+    assert await _me(client) == 200 and await _me(client, _bearer(token)) == 200

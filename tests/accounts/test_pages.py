@@ -386,18 +386,20 @@ HTTPS = pytest.mark.parametrize("settings_overrides", [{"public_base_url": "http
 
 
 @CLOSED
-async def test_closed_registration_refuses_the_api_with_403(client, backend, db_count):
+async def test_closed_registration_refuses_the_api_with_403(client, backend, db_count, make_user):
+    await make_user()  # the first account of an empty instance may always register (issue 12)
     resp = await client.post(
         "/api/auth/register",
         json={"username": "late", "email": "late@example.com", "password": "correct horse battery"},
     )
     assert resp.status == 403
     assert await resp.json() == {"error": "registration is closed", "code": "registration_closed", "detail": None}
-    assert await db_count("users") == 0
+    assert await db_count("users") == 1
 
 
 @CLOSED
-async def test_closed_registration_page_says_so_and_the_form_post_creates_nothing(client, backend, db_count):
+async def test_closed_registration_page_says_so_and_the_form_post_creates_nothing(client, backend, db_count, make_user):
+    await make_user()  # the first account of an empty instance may always register (issue 12)
     page = await client.get("/register")
     html = await page.text()
     assert page.status == 403
@@ -414,7 +416,7 @@ async def test_closed_registration_page_says_so_and_the_form_post_creates_nothin
         allow_redirects=False,
     )
     assert resp.status == 403
-    assert await db_count("users") == 0
+    assert await db_count("users") == 1
     login = await (await client.get("/login")).text()
     assert 'href="/register"' not in login.split("<main", 1)[1].split("</main>", 1)[0]
 

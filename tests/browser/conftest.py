@@ -132,6 +132,7 @@ def _serve(kind: str, request, tmp_path_factory, extra_env: dict[str, str | None
             "MAX_UPLOAD_MB": "1",
             "LOG_LEVEL": "WARNING",
             "GC_INTERVAL_SECONDS": "0",
+            "REGISTRATION_OPEN": "true",  # journeys register several people (the default is invite)
         }
     )
     for name, value in (extra_env or {}).items():  # None: leave the variable unset

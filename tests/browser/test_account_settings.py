@@ -24,6 +24,10 @@ document.addEventListener('securitypolicyviolation',
 
 
 def test_two_factor_password_change_and_deleting_the_account(browser: Browser, local_server):
+    # The instance's first account is its admin (and the last admin cannot delete itself).
+    admin_ctx = new_context(browser, local_server.base_url)
+    register(admin_ctx.new_page(), "settings_admin_" + secrets.token_hex(3))
+    admin_ctx.close()
     ctx = new_context(browser, local_server.base_url)
     ctx.add_init_script(WATCH)
     page = ctx.new_page()
@@ -41,6 +45,8 @@ def test_two_factor_password_change_and_deleting_the_account(browser: Browser, l
     page.get_by_test_id("account-menu").locator("summary").click()
     page.get_by_test_id("account-link").click()
     page.wait_for_url(re.compile(r"/account$"))
+    # The embed settings (issue 13) are one link away.
+    expect(page.get_by_role("link", name="Sharing and embeds")).to_have_attribute("href", "/account/sharing")
 
     # Two-factor: the password, then the QR code and the key, then a code from the app.
     section = page.get_by_test_id("two-factor")

@@ -56,12 +56,14 @@ async def test_upload_stores_the_verified_bytes_and_answers_image_json(client, b
         "thumbnail_width",
         "thumbnail_height",
         "display_url",
+        "page_url",
         "animated",
         "expires_at",
         "deletion_url",
         "created_at",
     }
     assert body["expires_at"] is None  # no expiry was asked for
+    assert body["page_url"] == f"http://localhost:8000/v/{body['id']}"  # the share page
     assert body["content_type"] == ctype
     assert (body["width"], body["height"]) == (120, 80)
     assert body["size_bytes"] == len(data)

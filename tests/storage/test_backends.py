@@ -136,3 +136,30 @@ async def test_storage_setup_creates_bucket_cors_and_lifecycle(backend, storage)
         assert {r["ID"] for r in rules} == {"imagehost-expire-pending", "imagehost-abort-incomplete-multipart"}
     else:
         assert backend.settings.local_storage_path.is_dir()
+
+
+async def test_read_stream_gives_the_whole_object_in_bounded_chunks(storage):
+    data = os.urandom(300_001)
+    key = "streamedstreamed0001.png"
+    await storage.put_stream(key, _chunks(data), "image/png")
+    chunks = [chunk async for chunk in storage.read_stream(key, chunk_size=64 * 1024)]
+    assert b"".join(chunks) == data
+    assert len(chunks) >= 5 and all(0 < len(c) <= 64 * 1024 for c in chunks)
+
+
+async def test_read_stream_of_a_missing_object_is_not_found_at_the_first_step(storage):
+    stream = storage.read_stream("missingmissingmiss.png")
+    with pytest.raises(ObjectNotFound):
+        await anext(stream)
+
+
+async def test_read_stream_once_started_reads_to_the_end_though_the_object_is_deleted(storage):
+    """What an export relies on: an entry it has begun is the whole object, one version."""
+    data = os.urandom(200_000)
+    key = "streamedstreamed0002.png"
+    await storage.put_stream(key, _chunks(data), "image/png")
+    stream = storage.read_stream(key, chunk_size=50_000)
+    first = await anext(stream)
+    await storage.delete(key)
+    assert await storage.head(key) is None
+    assert first + b"".join([chunk async for chunk in stream]) == data
