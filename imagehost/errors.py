@@ -28,6 +28,9 @@ CODES: dict[str, str] = {
     "invalid_credentials": "The username and password, API key or token are wrong, expired or revoked.",
     "account_disabled": "The account is disabled by an admin: it cannot sign in, and its sessions, tokens and "
     "API keys are refused.",
+    "otp_required": "The password was right and the account has two-factor sign-in: send the code from the "
+    "authenticator app (or a recovery code) as `otp`.",
+    "otp_invalid": "The two-factor code is wrong, too old or already used (a code is accepted once).",
     # 403
     "forbidden": "The caller may not do this.",
     "csrf_failed": "A cookie-authenticated request failed the CSRF check (origin or token).",
@@ -36,6 +39,7 @@ CODES: dict[str, str] = {
     "invite_invalid": "The invitation link cannot be used; `detail.reason` says why: unknown, expired, used_up "
     "or revoked.",
     "api_key_not_allowed": "This action needs a login (session or token), not an API key.",
+    "wrong_password": "The current password, asked to confirm an account change, is wrong; nothing changed.",
     "upload_url_invalid": "The signed upload URL is malformed, tampered with or expired.",
     # 404
     "not_found": "No such thing, or it belongs to someone else.",

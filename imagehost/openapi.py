@@ -1072,19 +1072,30 @@ def _operations(settings: Settings) -> dict[tuple[str, str], Op]:
             "Log in: get an access token",
             "Trades a username and password for a JWT (valid `expires_in` seconds; logging out of the web "
             "pages does not revoke it). Failed attempts are throttled per username and per address: 429 "
-            "`rate_limited` with `Retry-After`.",
+            "`rate_limited` with `Retry-After`. For an account with two-factor sign-in, after the right "
+            "password: 401 `otp_required` without `otp`, 401 `otp_invalid` for a wrong, stale or used code "
+            "(counted as a failed login). A wrong password answers `invalid_credentials` whether or not `otp` "
+            "was sent.",
             auth="public",
             json_body=True,
             body=_json_body(
                 {
                     "type": "object",
                     "required": ["username", "password"],
-                    "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
+                    "properties": {
+                        "username": {"type": "string"},
+                        "password": {"type": "string"},
+                        "otp": {
+                            "type": "string",
+                            "description": "For an account with two-factor sign-in: the code from the "
+                            "authenticator app, or a recovery code.",
+                        },
+                    },
                 },
                 {"username": "alice", "password": "correct horse battery"},
             ),
             responses={200: _json(ref("Token"), "A bearer token.")},
-            errors={422: ("invalid_input",), 429: ("rate_limited",)},
+            errors={401: ("otp_required", "otp_invalid"), 422: ("invalid_input",), 429: ("rate_limited",)},
         ),
         ("api.me", "GET"): Op(
             "me",
@@ -1398,8 +1409,179 @@ def _operations(settings: Settings) -> dict[tuple[str, str], Op]:
             },
         ),
     }
+    ops.update(_account_operations())
     ops.update(_admin_operations())
     return ops
+
+
+def _account_operations() -> dict[tuple[str, str], Op]:
+    """Account settings (accounts/account_api.py): each needs a login, not an API key."""
+    password = {"type": "string", "minLength": 1, "maxLength": 1024}
+    code = {
+        "type": "string",
+        "maxLength": 64,
+        "description": "The six digits from the authenticator app, or a recovery code (spaces and dashes ignored).",
+    }
+    account: Schema = {
+        "type": "object",
+        "required": ["user", "two_factor"],
+        "additionalProperties": False,
+        "properties": {
+            "user": ref("User"),
+            "two_factor": {
+                "type": "object",
+                "required": ["enabled", "pending", "recovery_codes_left"],
+                "additionalProperties": False,
+                "properties": {
+                    "enabled": {"type": "boolean", "description": "Signing in asks for a code."},
+                    "pending": {"type": "boolean", "description": "Enrolment started, not confirmed yet."},
+                    "recovery_codes_left": {"type": "integer", "minimum": 0, "maximum": 10},
+                },
+            },
+        },
+    }
+    confirm_errors: dict[int, tuple[str, ...]] = {
+        403: ("api_key_not_allowed", "wrong_password"),
+        422: ("invalid_input",),
+        429: ("rate_limited",),
+    }
+
+    def body(required: list[str], props: dict[str, Schema], example: dict[str, str]) -> dict[str, Any]:
+        return _json_body(
+            {"type": "object", "required": required, "properties": props},
+            example,
+        )
+
+    return {
+        ("api.account", "GET"): Op(
+            "getAccount",
+            "Account",
+            "Your account and its two-factor state",
+            auth="login",
+            responses={200: _json(account, "The caller's account.")},
+            errors={403: ("api_key_not_allowed",)},
+        ),
+        ("api.account_password", "POST"): Op(
+            "changePassword",
+            "Account",
+            "Change your password",
+            "Needs the current password (403 `wrong_password`, counted as a failed login). Every other session "
+            "and every JWT ends, the caller's JWT included (a session caller's cookie is re-issued and goes "
+            "on); API keys keep working.",
+            auth="login",
+            json_body=True,
+            body=body(
+                ["current_password", "new_password"],
+                {"current_password": password, "new_password": {"type": "string", "minLength": 8, "maxLength": 1024}},
+                {"current_password": "correct horse battery", "new_password": "a longer better passphrase"},
+            ),
+            responses={
+                200: _json(
+                    {
+                        "type": "object",
+                        "required": ["sessions_ended", "api_keys_kept", "message"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "sessions_ended": {"type": "boolean", "const": True},
+                            "api_keys_kept": {"type": "boolean", "const": True},
+                            "message": {"type": "string"},
+                        },
+                    },
+                    "Changed.",
+                )
+            },
+            errors=confirm_errors,
+        ),
+        ("api.account_email", "POST"): Op(
+            "changeEmail",
+            "Account",
+            "Change your email address",
+            "Needs the password. An address another account has (ignoring case) answers 409 `field_taken`.",
+            auth="login",
+            json_body=True,
+            body=body(
+                ["email", "password"],
+                {"email": {"type": "string", "format": "email", "maxLength": 254}, "password": password},
+                {"email": "alice@example.org", "password": "correct horse battery"},
+            ),
+            responses={200: _json(account, "The account, with its new address.")},
+            errors={**confirm_errors, 409: ("field_taken",)},
+        ),
+        ("api.account_delete", "POST"): Op(
+            "deleteAccount",
+            "Account",
+            "Delete your account",
+            "Needs the password. The account, its images (rows, then objects), keys and sessions all go. The "
+            "instance's last admin cannot delete itself (409 `last_admin`): make another admin first.",
+            auth="login",
+            json_body=True,
+            body=body(["password"], {"password": password}, {"password": "correct horse battery"}),
+            responses={204: {"description": "Deleted."}},
+            errors={**confirm_errors, 409: ("last_admin",)},
+        ),
+        ("api.account_totp", "POST"): Op(
+            "startTotp",
+            "Account",
+            "Start two-factor enrolment",
+            "Needs the password. A new TOTP secret (SHA-1, 6 digits, 30 s), stored but not on until confirmed; "
+            "starting again replaces it. 409 `conflict` when two-factor sign-in is already on.",
+            auth="login",
+            json_body=True,
+            body=body(["password"], {"password": password}, {"password": "correct horse battery"}),
+            responses={
+                201: _json(
+                    {
+                        "type": "object",
+                        "required": ["secret", "otpauth_uri"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "secret": {"type": "string", "pattern": "^[A-Z2-7]{32}$"},
+                            "otpauth_uri": {"type": "string", "pattern": "^otpauth://totp/"},
+                        },
+                    },
+                    "The secret, to type or scan into an authenticator app.",
+                )
+            },
+            errors={**confirm_errors, 409: ("conflict",)},
+        ),
+        ("api.account_totp_confirm", "POST"): Op(
+            "confirmTotp",
+            "Account",
+            "Turn two-factor sign-in on",
+            "A code from the app proves it holds the secret. Answers ten one-use recovery codes, shown only "
+            "here (only their hashes are kept). 403 `otp_invalid` for a wrong code; 409 `conflict` when no "
+            "enrolment is pending.",
+            auth="login",
+            json_body=True,
+            body=body(["code"], {"code": code}, {"code": "123456"}),
+            responses={
+                200: _json(
+                    {
+                        "type": "object",
+                        "required": ["recovery_codes"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "recovery_codes": {"type": "array", "items": {"type": "string"}, "minItems": 10}
+                        },
+                    },
+                    "On.",
+                )
+            },
+            errors={403: ("api_key_not_allowed", "otp_invalid"), 409: ("conflict",)},
+        ),
+        ("api.account_totp_disable", "POST"): Op(
+            "disableTotp",
+            "Account",
+            "Turn two-factor sign-in off",
+            "With a code from the app or a recovery code (used up either way). A wrong code answers 403 "
+            "`otp_invalid` and counts as a failed login (429 `rate_limited` once throttled).",
+            auth="login",
+            json_body=True,
+            body=body(["code"], {"code": code}, {"code": "123456"}),
+            responses={204: {"description": "Off."}},
+            errors={403: ("api_key_not_allowed", "otp_invalid"), 409: ("conflict",), 429: ("rate_limited",)},
+        ),
+    }
 
 
 def _shared_errors(op: Op, method: str) -> dict[int, tuple[str, ...]]:

@@ -11,6 +11,7 @@ import re
 from aiohttp import hdrs, web
 
 from . import apidocs, health, metrics, openapi
+from .accounts import account_api, account_pages
 from .accounts import api as accounts_api
 from .accounts import pages as accounts_pages
 from .admin import api as admin_api
@@ -56,11 +57,21 @@ def setup_routes(app: web.Application, storage_routes: dict[str, str]) -> None:
     # Accounts: pages
     add("home", "/", GET=accounts_pages.login_get)
     add("login", "/login", GET=accounts_pages.login_get, POST=accounts_pages.login_post)
+    add("login_otp", "/login/otp", GET=accounts_pages.login_otp_get, POST=accounts_pages.login_otp_post)
     add("logout", "/logout", POST=accounts_pages.logout)
     add("register", "/register", GET=accounts_pages.register_get, POST=accounts_pages.register_post)
     add("keys", "/keys", GET=accounts_pages.keys_get, POST=accounts_pages.keys_post)
     add("key_revoke", "/keys/{key_id}/revoke", POST=accounts_pages.keys_revoke)
     add("reset", "/reset/{token}", GET=accounts_pages.reset_get, POST=accounts_pages.reset_post)
+
+    # Account settings: pages (account_pages.py)
+    add("account", "/account", GET=account_pages.account_get)
+    add("account_password", "/account/password", POST=account_pages.password_post)
+    add("account_email", "/account/email", POST=account_pages.email_post)
+    add("account_delete", "/account/delete", POST=account_pages.delete_post)
+    add("account_totp", "/account/totp", POST=account_pages.totp_start_post)
+    add("account_totp_confirm", "/account/totp/confirm", POST=account_pages.totp_confirm_post)
+    add("account_totp_disable", "/account/totp/disable", POST=account_pages.totp_disable_post)
 
     # Accounts: JSON
     add("api.register", "/api/auth/register", POST=accounts_api.register)
@@ -68,6 +79,13 @@ def setup_routes(app: web.Application, storage_routes: dict[str, str]) -> None:
     add("api.me", "/api/auth/me", GET=accounts_api.me)
     add("api.keys", "/api/keys", GET=accounts_api.list_keys, POST=accounts_api.create_key)
     add("api.key", "/api/keys/{key_id}", DELETE=accounts_api.delete_key)
+    add("api.account", "/api/account", GET=account_api.get_account)
+    add("api.account_password", "/api/account/password", POST=account_api.change_password)
+    add("api.account_email", "/api/account/email", POST=account_api.change_email)
+    add("api.account_delete", "/api/account/delete", POST=account_api.delete_account)
+    add("api.account_totp", "/api/account/totp", POST=account_api.start_totp)
+    add("api.account_totp_confirm", "/api/account/totp/confirm", POST=account_api.confirm_totp)
+    add("api.account_totp_disable", "/api/account/totp/disable", POST=account_api.disable_totp)
 
     # Images: pages
     add("gallery", "/gallery", GET=images_pages.gallery)

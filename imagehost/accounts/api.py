@@ -45,7 +45,9 @@ async def login(request: web.Request) -> web.Response:
     env = request.app[ENV]
     settings = env.settings
     body = await read_json(request)
-    user = await service.authenticate(env, body.get("username"), body.get("password"), request[CLIENT_ADDR])
+    user = await service.authenticate(
+        env, body.get("username"), body.get("password"), request[CLIENT_ADDR], body.get("otp")
+    )
     token = tokens.issue_access_token(settings.secret_key, user.id, settings.jwt_expiration_minutes, user.auth_version)
     return web.json_response(
         {"access_token": token, "token_type": "bearer", "expires_in": settings.jwt_expiration_minutes * 60},

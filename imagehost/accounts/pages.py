@@ -1,4 +1,5 @@
-"""Account pages: log in (also the landing page), register, log out, API keys.
+"""Account pages: log in (also the landing page, with its second step for a TOTP code at
+`/login/otp`), register, log out, API keys.
 
 They work without JavaScript. Every form is read with `read_form`, which checks its CSRF
 token. After login the browser goes back only to a local path (`safe_next`).
@@ -6,11 +7,13 @@ token. After login the browser goes back only to a local path (`safe_next`).
 
 from __future__ import annotations
 
+import time
 import unicodedata
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
+from aiohttp_session import get_session
 
 from ..errors import Forbidden, NotFound, TooManyRequests, Unauthorized
 from ..http.csrf import read_form
@@ -19,9 +22,16 @@ from ..web.context import render, url
 from ..web.once import keep_once, take_once
 from . import service
 from .identity import current_user, log_in, log_out, require_user
+from .store import User
 
 HOME = "gallery"  # where a signed-in person lands
 NEXT_MAX = 2000
+# Sign-in's second step: after the right password for an account with TOTP, the session
+# (an encrypted cookie) keeps the user id, the auth version and an expiry under this slot.
+# It grants nothing (the identity middleware reads only `uid`); the code form completes it,
+# throttled like a password, and only then is a signed-in session issued.
+OTP_PENDING = "otp_pending"
+OTP_PENDING_SECONDS = 300
 
 
 def _is_local_path(value: str) -> bool:
@@ -100,6 +110,8 @@ async def login_post(request: web.Request) -> web.Response:
         return await _login_page(
             request, next_path=next_path, username=shown, status=422, error="Enter your username and password."
         )
+    except service.OtpRequired as exc:  # the right password; the code comes next
+        return await _begin_second_step(request, exc.user, next_path)
     except Unauthorized as exc:
         if exc.code == "account_disabled":  # only said to someone who knew the password
             return await _login_page(
@@ -118,6 +130,72 @@ async def login_post(request: web.Request) -> web.Response:
         response.headers["Retry-After"] = exc.headers["Retry-After"]
         return response
     await log_in(request, user)
+    raise web.HTTPSeeOther(next_path or url(request, HOME))
+
+
+# --------------------------------------------------------------------------- sign-in, second step
+
+
+async def _begin_second_step(request: web.Request, user: User, next_path: str) -> web.Response:
+    """After the right password for an account with TOTP: the code form, via a redirect."""
+    session = await get_session(request)
+    session[OTP_PENDING] = {
+        "uid": user.id,
+        "ver": user.auth_version,
+        "exp": int(time.time()) + OTP_PENDING_SECONDS,
+        "next": next_path,
+    }
+    raise web.HTTPSeeOther(url(request, "login_otp"))
+
+
+async def _pending(request: web.Request) -> dict[str, Any] | None:
+    session = await get_session(request)
+    pending = session.get(OTP_PENDING)
+    if not isinstance(pending, dict) or not isinstance(pending.get("exp"), int) or pending["exp"] < time.time():
+        session.pop(OTP_PENDING, None)
+        return None
+    return pending
+
+
+async def _otp_page(request: web.Request, *, error: str | None = None, status: int = 200) -> web.Response:
+    return await render(request, "login_otp.html", {"error": error}, status)
+
+
+async def login_otp_get(request: web.Request) -> web.Response:
+    if await _pending(request) is None:
+        raise web.HTTPSeeOther(url(request, "login"))
+    return await _otp_page(request)
+
+
+async def login_otp_post(request: web.Request) -> web.Response:
+    form = await read_form(request)
+    pending = await _pending(request)
+    uid = pending.get("uid") if pending else None
+    user = await service.user_by_id(request.app[ENV], uid) if isinstance(uid, str) else None
+    if pending is None or user is None or user.auth_version != pending.get("ver") or not user.totp_enabled:
+        # Expired, or the account changed since the password was checked: start again.
+        (await get_session(request)).pop(OTP_PENDING, None)
+        raise web.HTTPSeeOther(url(request, "login"))
+    if user.disabled:
+        return await _otp_page(request, error="This account is disabled.", status=403)
+    try:
+        await service.finish_second_factor(
+            request.app[ENV], user, form.get("code"), request[CLIENT_ADDR], check_throttle=True
+        )
+    except Unauthorized:
+        return await _otp_page(request, error="That code is wrong, too old or already used.", status=401)
+    except TooManyRequests as exc:
+        wait = exc.headers["Retry-After"]
+        minutes = max(1, -(-int(wait) // 60))
+        response = await _otp_page(
+            request,
+            error=f"Too many failed attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
+            status=429,
+        )
+        response.headers["Retry-After"] = wait
+        return response
+    next_path = safe_next(pending.get("next"))
+    await log_in(request, user)  # a new session: the pending state goes with the old one
     raise web.HTTPSeeOther(next_path or url(request, HOME))
 
 

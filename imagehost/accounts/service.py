@@ -20,7 +20,7 @@ from ..env import Env
 from ..errors import AppError, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
 from ..images import service as images
 from ..images import store as image_store
-from . import keycache, store, throttle
+from . import keycache, store, throttle, twofactor
 from .passwords import dummy_hash_async, hash_password, verify_password
 from .store import ADMIN, USER, ApiKey, User, username_key
 
@@ -31,6 +31,8 @@ PASSWORD_MIN, PASSWORD_MAX = 8, 1024
 KEY_NAME_MAX = 100
 LOGIN_FAILED = "invalid username or password"
 DISABLED = "this account is disabled"
+OTP_REQUIRED = "a two-factor code is required: send it as `otp`"
+OTP_INVALID = "the two-factor code is wrong, expired or already used"
 
 
 class FieldError(AppError):
@@ -221,16 +223,32 @@ def clean_login(username: object, password: object) -> tuple[str, str]:
     return username, password
 
 
-async def authenticate(env: Env, username: object, password: object, addr: str) -> User:
-    """The user for this username and password.
+class OtpRequired(Unauthorized):
+    """The password was right and the account has two-factor sign-in: 401 `otp_required`.
+    `user` lets the login page keep the half-signed-in state (which grants nothing)."""
+
+    def __init__(self, user: User) -> None:
+        super().__init__(OTP_REQUIRED, code="otp_required")
+        self.user = user
+
+
+async def authenticate(env: Env, username: object, password: object, addr: str, otp: object = None) -> User:
+    """The user for this username and password (and code, for an account with TOTP).
 
     Raises FieldError (malformed input), TooManyRequests (throttled; checked before the
     password, so a throttled guess learns nothing) or Unauthorized with one message for
     an unknown user and a wrong password alike; an unknown user is verified against a
     dummy hash of the same cost, so both take the same time. Only with the right password
-    does a disabled account learn that it is disabled (401 `account_disabled`).
+    does a disabled account learn that it is disabled (401 `account_disabled`), and only
+    with the right password does an account with TOTP answer 401 `otp_required` (no code
+    sent) or `otp_invalid` (a wrong, stale or used code, counted as a failed login like a
+    wrong password): a wrong password answers the same whether or not a code was sent.
+    The failures are cleared only when the whole sign-in succeeds, so a known password
+    does not reset the budget for guessing codes.
     """
     username, password = clean_login(username, password)
+    if otp is not None and not isinstance(otp, str):
+        raise FieldError("otp", "the code from your authenticator app, or a recovery code")
     key = username_key(username)
     now = utcnow()
     async with env.engine.connect() as conn:
@@ -240,15 +258,45 @@ async def authenticate(env: Env, username: object, password: object, addr: str) 
         found = await store.get_login(conn, username)
     hashed = found[1] if found else await dummy_hash_async(env.settings.bcrypt_rounds)
     ok = await verify_password(password, hashed)
+    if found is None or not ok:
+        async with transaction(env.engine) as conn:
+            await throttle.record_failure(conn, key, addr, now)
+        raise Unauthorized(LOGIN_FAILED)
+    user = found[0]
+    if user.disabled:
+        raise Unauthorized(DISABLED, code="account_disabled")
+    if user.totp_enabled:
+        if otp is None or otp == "":
+            raise OtpRequired(user)
+        return await finish_second_factor(env, user, otp, addr)
     async with transaction(env.engine) as conn:
-        if found is not None and ok:
+        await throttle.clear_user(conn, key)
+        await store.touch_login(conn, user.id)
+    return user
+
+
+async def finish_second_factor(env: Env, user: User, code: object, addr: str, *, check_throttle: bool = False) -> User:
+    """Sign-in's second step, after the right password: the code (TOTP or recovery) is used
+    up and the failures cleared, or the attempt is counted as a failed login and refused
+    with 401 `otp_invalid`. With `check_throttle` (the login page's second form, a request
+    of its own) the throttle is checked first, as for a password."""
+    key = username_key(user.username)
+    now = utcnow()
+    if check_throttle:
+        async with env.engine.connect() as conn:
+            wait = await throttle.retry_after(conn, key, addr, now)
+        if wait:
+            raise TooManyRequests(wait, "too many failed logins; try again later")
+    async with transaction(env.engine) as conn:
+        good = await twofactor.use_code(conn, env.settings.secret_key, user.id, code)
+        if good:
             await throttle.clear_user(conn, key)
-            if found[0].disabled:
-                raise Unauthorized(DISABLED, code="account_disabled")
-            await store.touch_login(conn, found[0].id)
-            return found[0]
+            await store.touch_login(conn, user.id)
+    if good:
+        return user
+    async with transaction(env.engine) as conn:
         await throttle.record_failure(conn, key, addr, now)
-    raise Unauthorized(LOGIN_FAILED)
+    raise Unauthorized(OTP_INVALID, code="otp_invalid")
 
 
 # --------------------------------------------------------------------------- API keys
