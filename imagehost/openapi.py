@@ -667,24 +667,7 @@ def _album_operations() -> dict[tuple[str, str], Op]:
             "Your own albums only (404 for anyone else's, whatever its visibility). If an image disappears "
             "while the archive is written, the connection is closed short of that length.",
             path_params=album_id,
-            responses={
-                200: {
-                    "description": "The ZIP archive.",
-                    "headers": {
-                        "Content-Disposition": {
-                            "description": 'attachment; filename="imagehost-album-<title>-<YYYY-MM-DD>.zip"',
-                            "required": True,
-                            "schema": {"type": "string"},
-                        },
-                        "Content-Length": {
-                            "description": "The archive's exact length.",
-                            "required": True,
-                            "schema": {"type": "integer", "minimum": 22},
-                        },
-                    },
-                    "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
-                }
-            },
+            responses={200: _zip_archive("imagehost-album-<title>-<YYYY-MM-DD>.zip")},
             errors={404: ("not_found",)},
         ),
         ("api.images_delete", "POST"): Op(
@@ -703,6 +686,27 @@ def _album_operations() -> dict[tuple[str, str], Op]:
 
 def _json(schema: Schema, description: str, **extra: Any) -> dict[str, Any]:
     return {"description": description, "content": {JSON: {"schema": schema}}, **extra}
+
+
+def _zip_archive(filename: str) -> dict[str, Any]:
+    """A streamed ZIP download (the export and an album's download): its name, and its
+    exact length announced before the first byte."""
+    return {
+        "description": "The ZIP archive.",
+        "headers": {
+            "Content-Disposition": {
+                "description": f'attachment; filename="{filename}"',
+                "required": True,
+                "schema": {"type": "string"},
+            },
+            "Content-Length": {
+                "description": "The archive's exact length.",
+                "required": True,
+                "schema": {"type": "integer", "minimum": 22},
+            },
+        },
+        "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+    }
 
 
 def _json_body(schema: Schema, example: Any) -> dict[str, Any]:
@@ -1287,24 +1291,7 @@ def _operations(settings: Settings) -> dict[tuple[str, str], Op]:
             "in the archive). The length is known before the first byte and sent as Content-Length. If an "
             "image disappears while the archive is written, the connection is closed short of that length: "
             "a failed download, never a wrong archive; try again.",
-            responses={
-                200: {
-                    "description": "The ZIP archive.",
-                    "headers": {
-                        "Content-Disposition": {
-                            "description": 'attachment; filename="imagehost-export-<username>-<YYYY-MM-DD>.zip"',
-                            "required": True,
-                            "schema": {"type": "string"},
-                        },
-                        "Content-Length": {
-                            "description": "The archive's exact length.",
-                            "required": True,
-                            "schema": {"type": "integer", "minimum": 22},
-                        },
-                    },
-                    "content": {"application/zip": {"schema": binary}},
-                }
-            },
+            responses={200: _zip_archive("imagehost-export-<username>-<YYYY-MM-DD>.zip")},
         ),
         ("upload_put", "PUT"): Op(
             "putSignedUpload",
