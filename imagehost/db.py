@@ -8,19 +8,23 @@ production needs a single PostgreSQL client library. SQLite goes through aiosqli
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import secrets
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import ColumnElement, and_, event, or_, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from .config import Settings
+from .errors import BadRequest
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -142,3 +146,32 @@ def apply_migrations(settings: Settings) -> list[str]:
         return [m.id for m in todo]
     finally:
         backend.connection.close()
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A keyset position in a newest-first listing: the (time, id) of a page's last row.
+    Every listing (images, albums, the admin's users and audit trail) pages with it, so
+    its cost never grows with the page number."""
+
+    created_at: datetime
+    id: str
+
+    def encode(self) -> str:
+        raw = f"{self.created_at.isoformat()}|{self.id}".encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    @classmethod
+    def decode(cls, value: str) -> Cursor:
+        try:
+            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+            ts, row_id = raw.split("|", 1)
+            if not row_id or len(row_id) > 32:
+                raise ValueError
+            return cls(datetime.fromisoformat(ts), row_id)
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise BadRequest("invalid cursor", code="invalid_cursor") from None
+
+    def before(self, time_col: Any, id_col: Any) -> ColumnElement[bool]:
+        """Rows after this position in (time, id) descending order."""
+        return or_(time_col < self.created_at, and_(time_col == self.created_at, id_col < self.id))

@@ -15,10 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..accounts import service as accounts
 from ..accounts import store as account_store
 from ..accounts.store import ADMIN, ROLES, Invite
-from ..db import json_time, transaction, utcnow
+from ..db import Cursor, json_time, transaction, utcnow
 from ..env import Env
 from ..errors import NotFound, Unprocessable
-from ..images.store import Cursor
 from . import store
 from .store import CLI, Actor, AuditEntry, UserRow
 

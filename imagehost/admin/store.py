@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..db import json_time, new_id, utcnow
-from ..images.store import ACTIVE, Cursor
+from ..db import Cursor, json_time, new_id, utcnow
+from ..images.store import ACTIVE
 from ..tables import audit_log, images, users
 
 # --------------------------------------------------------------------------- figures
@@ -134,12 +134,7 @@ async def list_users(
             )
         )
     if cursor is not None:
-        q = q.where(
-            or_(
-                users.c.created_at < cursor.created_at,
-                and_(users.c.created_at == cursor.created_at, users.c.id < cursor.id),
-            )
-        )
+        q = q.where(cursor.before(users.c.created_at, users.c.id))
     q = q.order_by(users.c.created_at.desc(), users.c.id.desc()).limit(limit + 1)
     rows = [_user_row(r) for r in await conn.execute(q)]
     page = rows[:limit]
@@ -211,12 +206,7 @@ async def list_audit(
 ) -> tuple[list[AuditEntry], Cursor | None]:
     q = select(audit_log)
     if cursor is not None:
-        q = q.where(
-            or_(
-                audit_log.c.at < cursor.created_at,
-                and_(audit_log.c.at == cursor.created_at, audit_log.c.id < cursor.id),
-            )
-        )
+        q = q.where(cursor.before(audit_log.c.at, audit_log.c.id))
     q = q.order_by(audit_log.c.at.desc(), audit_log.c.id.desc()).limit(limit + 1)
     rows = []
     for r in await conn.execute(q):

@@ -16,7 +16,7 @@ from typing import Any
 from ..accounts import throttle
 from ..accounts.passwords import hash_password, verify_password
 from ..accounts.store import User
-from ..db import json_time, new_id, transaction, utcnow
+from ..db import Cursor, json_time, new_id, transaction, utcnow
 from ..env import Env
 from ..errors import NotFound, TooManyRequests, Unprocessable
 from ..images import store as images_store
@@ -138,8 +138,8 @@ async def create(env: Env, owner_id: str, data: dict[str, Any]) -> AlbumView:
 
 async def listing(
     env: Env, owner_id: str, raw_cursor: str | None, limit: int
-) -> tuple[list[AlbumView], store.Cursor | None, int]:
-    cursor = store.Cursor.decode(raw_cursor) if raw_cursor else None
+) -> tuple[list[AlbumView], Cursor | None, int]:
+    cursor = Cursor.decode(raw_cursor) if raw_cursor else None
     async with env.engine.connect() as conn:
         rows, nxt, total = await store.list_for_owner(conn, owner_id, cursor, limit)
         return await _views(conn, rows), nxt, total

@@ -5,20 +5,17 @@ and decides itself what its visibility allows."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..accounts.store import User
-from ..db import utcnow
-from ..errors import BadRequest
+from ..db import Cursor, utcnow
 from ..images import store as images_store
 from ..images.store import ImageRow
 from ..tables import album_images, albums, images, users
@@ -162,39 +159,13 @@ async def delete_album(conn: AsyncConnection, owner_id: str, album_id: str) -> b
     return True
 
 
-@dataclass(frozen=True)
-class Cursor:
-    created_at: datetime
-    id: str
-
-    def encode(self) -> str:
-        raw = f"{self.created_at.isoformat()}|{self.id}".encode()
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-    @classmethod
-    def decode(cls, value: str) -> Cursor:
-        try:
-            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-            ts, album_id = raw.split("|", 1)
-            if not album_id or len(album_id) > 32:
-                raise ValueError
-            return cls(datetime.fromisoformat(ts), album_id)
-        except (ValueError, binascii.Error, UnicodeDecodeError):
-            raise BadRequest("invalid cursor", code="invalid_cursor") from None
-
-
 async def list_for_owner(
     conn: AsyncConnection, owner_id: str, cursor: Cursor | None, limit: int
 ) -> tuple[list[AlbumRow], Cursor | None, int]:
     """The owner's albums, newest first, keyset-paginated (index ix_albums_owner_listing)."""
     q = _select().where(albums.c.owner_id == owner_id)
     if cursor is not None:
-        q = q.where(
-            or_(
-                albums.c.created_at < cursor.created_at,
-                and_(albums.c.created_at == cursor.created_at, albums.c.id < cursor.id),
-            )
-        )
+        q = q.where(cursor.before(albums.c.created_at, albums.c.id))
     q = q.order_by(albums.c.created_at.desc(), albums.c.id.desc()).limit(limit + 1)
     rows = [_album(r) for r in await conn.execute(q)]
     total = (

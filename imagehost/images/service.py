@@ -28,7 +28,7 @@ from typing import Any
 
 from loguru import logger
 
-from ..db import json_time, new_id, sha256_hex, transaction, utcnow
+from ..db import Cursor, json_time, new_id, sha256_hex, transaction, utcnow
 from ..env import Env
 from ..errors import AppError, Conflict, NotFound, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 from ..storage import InvalidKey, ObjectChanged, ObjectInfo, ObjectNotFound, StorageError, check_key
@@ -653,12 +653,12 @@ async def listing(
     *,
     q: str | None = None,
     album_id: str | None = None,
-) -> tuple[list[ImageRow], store.Cursor | None, int]:
+) -> tuple[list[ImageRow], Cursor | None, int]:
     """One page of the owner's images after the opaque cursor, and how many they have;
     with `q`, those whose filename matches (see `search_words`), with `album_id` (an album
     the caller checked is the owner's), those in it — `total` then counts the matches.
     A `q` with no letter or digit in it matches nothing."""
-    cursor = store.Cursor.decode(raw_cursor) if raw_cursor else None
+    cursor = Cursor.decode(raw_cursor) if raw_cursor else None
     words = search_words(q)
     async with env.engine.connect() as conn:
         if q and q.strip() and not words:

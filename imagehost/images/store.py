@@ -12,8 +12,6 @@ Bookkeeping kept by these statements, always in the same transaction as the row 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -24,8 +22,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..db import utcnow
-from ..errors import BadRequest, QuotaExceeded, Unauthorized
+from ..db import Cursor, utcnow
+from ..errors import QuotaExceeded, Unauthorized
 from ..tables import album_images, image_words, images, storage_orphans, users
 
 PENDING, ACTIVE = "pending", "active"
@@ -428,27 +426,6 @@ async def finish_pipeline(
 # --------------------------------------------------------------------------- listing
 
 
-@dataclass(frozen=True)
-class Cursor:
-    created_at: datetime
-    id: str
-
-    def encode(self) -> str:
-        raw = f"{self.created_at.isoformat()}|{self.id}".encode()
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-    @classmethod
-    def decode(cls, value: str) -> Cursor:
-        try:
-            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-            ts, image_id = raw.split("|", 1)
-            if not image_id or len(image_id) > 32:
-                raise ValueError
-            return cls(datetime.fromisoformat(ts), image_id)
-        except (ValueError, binascii.Error, UnicodeDecodeError):
-            raise BadRequest("invalid cursor", code="invalid_cursor") from None
-
-
 async def list_for_owner(
     conn: AsyncConnection, owner_id: str, cursor: Cursor | None, limit: int
 ) -> tuple[list[ImageRow], Cursor | None, int]:
@@ -459,12 +436,7 @@ async def list_for_owner(
     total_q = select(users.c.image_count).where(users.c.id == owner_id).scalar_subquery()
     q = select(*_COLS, total_q).where(images.c.owner_id == owner_id, _live())
     if cursor is not None:
-        q = q.where(
-            or_(
-                images.c.created_at < cursor.created_at,
-                and_(images.c.created_at == cursor.created_at, images.c.id < cursor.id),
-            )
-        )
+        q = q.where(cursor.before(images.c.created_at, images.c.id))
     q = q.order_by(images.c.created_at.desc(), images.c.id.desc()).limit(limit + 1)
     result = (await conn.execute(q)).all()
     total = int(result[0][-1] or 0) if result else await count_for_owner(conn, owner_id)
@@ -520,7 +492,7 @@ SCAN_DENSITY = 50  # walk the listing newest-first when at least 1 image in this
 def _after(created_at: Any, id_col: Any, cursor: Cursor | None) -> list[Any]:
     if cursor is None:
         return []
-    return [or_(created_at < cursor.created_at, and_(created_at == cursor.created_at, id_col < cursor.id))]
+    return [cursor.before(created_at, id_col)]
 
 
 async def list_filtered(
