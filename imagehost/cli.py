@@ -1,5 +1,5 @@
 """`imagehost` / `python -m imagehost`: serve, migrate, storage-setup, gc, create-user, set-role,
-reset-password."""
+reset-password, disable-totp."""
 
 from __future__ import annotations
 
@@ -217,6 +217,26 @@ def cmd_reset_password(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_disable_totp(settings: Settings, args: argparse.Namespace) -> int:
+    from .admin import service
+    from .errors import AppError
+
+    async def run() -> None:
+        async with cli_env(settings) as env:
+            user_id = await service.user_id_by_name(env, args.username)
+            await service.disable_totp(env, service.CLI, user_id)
+
+    try:
+        asyncio.run(run())
+    except AppError as exc:
+        return _fail(exc.message)
+    print(
+        f"turned off two-factor sign-in for {args.username} (secret and recovery codes deleted); "
+        "their password alone signs them in now"
+    )
+    return 0
+
+
 COMMANDS = {
     "serve": (cmd_serve, "serve HTTP (HOST/PORT, default 127.0.0.1:8000; PUBLIC_BASE_URL follows them)"),
     "migrate": (cmd_migrate, "apply database migrations"),
@@ -229,6 +249,7 @@ COMMANDS = {
     "create-user": (cmd_create_user, "add a user from the command line (works with registration closed)"),
     "set-role": (cmd_set_role, "make a user an admin, or an admin a user (the last admin stays)"),
     "reset-password": (cmd_reset_password, "print a one-use password-reset link for a user (valid for an hour)"),
+    "disable-totp": (cmd_disable_totp, "turn off a user's two-factor sign-in (lost authenticator and recovery codes)"),
 }
 
 
@@ -257,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
         elif name == "set-role":
             p.add_argument("username")
             p.add_argument("role", choices=("admin", "user"))
-        elif name == "reset-password":
+        elif name in ("reset-password", "disable-totp"):
             p.add_argument("username")
     return parser
 

@@ -829,6 +829,7 @@ def _admin_schemas(time: Schema) -> dict[str, Schema]:
                                     "reset_link",
                                     "invite",
                                     "invite_revoke",
+                                    "totp_off",
                                 ]
                             },
                             "target": {"type": ["string", "null"], "description": "The account's name, if any."},
@@ -922,6 +923,17 @@ def _admin_operations() -> dict[tuple[str, str], Op]:
             path_params=user_id,
             responses={201: _json(ref("ResetLink"), "The link (shown once).")},
         ),
+        ("api.admin_user_totp", "DELETE"): op(
+            "adminDisableTotp",
+            "Turn off a user's two-factor sign-in",
+            "For someone who lost both their authenticator and their recovery codes: the secret is cleared and "
+            "the recovery codes deleted, as when they turn it off themselves, after which the password alone "
+            "signs in. Like their own turning off, it does not end their sessions or tokens. 409 `conflict` "
+            "when two-factor sign-in is not on (nothing changes). Recorded in the audit trail (`totp_off`).",
+            path_params=user_id,
+            responses={200: _json(ref("AdminUser"), "The account as it is now (`two_factor` false).")},
+            errors={409: ("conflict",)},
+        ),
         ("api.admin_invites", "GET"): op(
             "adminListInvites",
             "List invitations",
@@ -962,7 +974,8 @@ def _admin_operations() -> dict[tuple[str, str], Op]:
         ("api.admin_audit", "GET"): op(
             "adminAudit",
             "The audit trail",
-            "Admin actions (role, disable, enable, delete, quota, reset link, invitations): who, whom, what, "
+            "Admin actions (role, disable, enable, delete, quota, reset link, invitations, two-factor turned "
+            "off): who, whom, what, "
             "when; newest first, in pages.",
             params=paging,
             responses={200: _json(ref("AuditList"), "One page of entries.")},

@@ -117,6 +117,7 @@ def setup_routes(app: web.Application, storage_routes: dict[str, str]) -> None:
     add("admin_user_status", "/admin/users/{user_id}/status", POST=admin_pages.user_status)
     add("admin_user_quota", "/admin/users/{user_id}/quota", POST=admin_pages.user_quota)
     add("admin_user_reset", "/admin/users/{user_id}/reset-link", POST=admin_pages.user_reset_link)
+    add("admin_user_totp", "/admin/users/{user_id}/totp-off", POST=admin_pages.user_totp_off)
     add("admin_user_delete", "/admin/users/{user_id}/delete", POST=admin_pages.user_delete)
     add("admin_invites", "/admin/invites", POST=admin_pages.invite_create)
     add("admin_invite_revoke", "/admin/invites/{invite_id}/revoke", POST=admin_pages.invite_revoke)
@@ -132,6 +133,7 @@ def setup_routes(app: web.Application, storage_routes: dict[str, str]) -> None:
         DELETE=admin_api.delete_user,
     )
     add("api.admin_reset_link", "/api/admin/users/{user_id}/reset-link", POST=admin_api.reset_link)
+    add("api.admin_user_totp", "/api/admin/users/{user_id}/totp", DELETE=admin_api.disable_totp)
     add("api.admin_invites", "/api/admin/invites", GET=admin_api.list_invites, POST=admin_api.create_invite)
     add("api.admin_invite", "/api/admin/invites/{invite_id}", DELETE=admin_api.revoke_invite)
     add("api.admin_audit", "/api/admin/audit", GET=admin_api.audit)

@@ -83,6 +83,14 @@ async def reset_link(request: web.Request) -> web.Response:
     return web.json_response(link.to_json(), status=201, headers=NO_STORE)
 
 
+async def disable_totp(request: web.Request) -> web.Response:
+    """Turn the user's two-factor sign-in off (409 when it is not on)."""
+    admin = require_admin(request)
+    env = request.app[ENV]
+    row = await service.disable_totp(env, actor_of(admin), _user_id(request))
+    return web.json_response(row.to_json(env.settings.default_quota_bytes))
+
+
 async def list_invites(request: web.Request) -> web.Response:
     require_admin(request)
     now = utcnow()

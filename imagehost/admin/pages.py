@@ -150,6 +150,16 @@ async def user_reset_link(request: web.Request) -> web.Response:
     raise back
 
 
+async def user_totp_off(request: web.Request) -> web.Response:
+    admin, _form, back = await _act(request)
+    try:
+        row = await service.disable_totp(request.app[ENV], actor_of(admin), request.match_info["user_id"])
+        await _flash(request, f"Two-factor sign-in is off for {row.username}: their password alone signs them in.")
+    except Conflict as exc:
+        await _flash(request, exc.message, error=True)
+    raise back
+
+
 async def user_delete(request: web.Request) -> web.Response:
     admin, form, back = await _act(request)
     user_id = request.match_info["user_id"]

@@ -14,10 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..accounts import service as accounts
 from ..accounts import store as account_store
+from ..accounts import twofactor
 from ..accounts.store import ADMIN, ROLES, Invite
 from ..db import Cursor, json_time, transaction, utcnow
 from ..env import Env
-from ..errors import NotFound, Unprocessable
+from ..errors import Conflict, NotFound, Unprocessable
 from . import store
 from .store import CLI, Actor, AuditEntry, UserRow
 
@@ -198,6 +199,21 @@ async def issue_reset_link(env: Env, actor: Actor, user_id: str) -> Link:
         token = await account_store.create_reset(conn, target.id, expires_at)
         await store.audit(conn, actor, "reset_link", target.id, target.username)
     return Link(env.url("reset", token=token), expires_at)
+
+
+async def disable_totp(env: Env, actor: Actor, user_id: str) -> UserRow:
+    """Turn the user's two-factor sign-in off for them (they lost their authenticator and
+    their recovery codes): the same `twofactor.disable` as their own "turn off" (secret
+    cleared, recovery codes deleted). Like that, it does not bump the auth version: their
+    sessions, JWTs and keys go on working, and from now on the password alone signs in.
+    409 `conflict` when TOTP is not on (a pending enrolment is not "on"): nothing changes."""
+    async with transaction(env.engine) as conn:
+        target = await _target(conn, user_id)
+        if target.totp_enabled_at is None:
+            raise Conflict(f"two-factor sign-in is not on for {target.username}")
+        await twofactor.disable(conn, target.id)
+        await store.audit(conn, actor, "totp_off", target.id, target.username)
+        return await _target(conn, user_id)
 
 
 async def user_id_by_name(env: Env, username: str) -> str:
