@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import secrets
+import sqlite3
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -69,6 +70,25 @@ def _ensure_sqlite_dir(url: str) -> None:
     path = url.split(":///", 1)[-1]
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def use_wal(settings: Settings) -> None:
+    """Put an SQLite file in WAL mode now, once (the mode is kept in the file). Every
+    connection asks for WAL too, but switching a file's mode needs it to itself: several
+    worker processes opening a file still in rollback mode at the same moment would get
+    "database is locked" from all but one. So the migration and `serve --workers` (before
+    it forks) switch it first, alone."""
+    if not settings.is_sqlite:
+        return
+    path = settings.database_url.split(":///", 1)[-1].split("?", 1)[0]
+    if not path or path == ":memory:":
+        return
+    _ensure_sqlite_dir(settings.database_url)
+    conn = sqlite3.connect(path, timeout=30)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+    finally:
+        conn.close()
 
 
 def _sqlite_pragmas(engine: AsyncEngine) -> None:
@@ -143,9 +163,10 @@ def apply_migrations(settings: Settings) -> list[str]:
         with backend.lock():
             todo = backend.to_apply(migrations)
             backend.apply_migrations(todo)
-        return [m.id for m in todo]
     finally:
         backend.connection.close()
+    use_wal(settings)
+    return [m.id for m in todo]
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from typing import Any
 
 from loguru import logger
 
+from . import db
 from .config import Settings
 
 
@@ -111,6 +112,7 @@ def run_many(settings: Settings, workers: int, started: Callable[[str], None]) -
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
+    db.use_wal(settings)  # before the workers open the file together
     old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     sys.stdout.flush()
     sys.stderr.flush()

@@ -6,9 +6,11 @@ them over both workers; `test_two_processes_answer` checks that it does."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -292,6 +294,10 @@ def test_a_worker_that_cannot_start_stops_the_server_with_an_error(tmp_path):
         }
         migrate = subprocess.run([sys.executable, "-m", "imagehost", "migrate"], env=env, capture_output=True)
         assert migrate.returncode == 0, migrate.stderr
+        # The migration leaves the file in WAL mode: workers opening it together never race
+        # to switch it (that race answered "database is locked" to all but one of them).
+        with contextlib.closing(sqlite3.connect(tmp_path / "db.sqlite")) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         done = subprocess.run(
             [sys.executable, "-m", "imagehost", "serve", "--port", str(port), "--workers", "2"],
             env=env,
@@ -301,3 +307,19 @@ def test_a_worker_that_cannot_start_stops_the_server_with_an_error(tmp_path):
         )
     assert done.returncode != 0
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_serve_puts_a_file_left_in_rollback_mode_in_wal_before_forking(tmp_path):
+    """A database migrated by an older version is still in rollback mode: `serve
+    --workers` switches it once, in the parent, before the workers open it together."""
+    from imagehost import db
+    from imagehost.config import load_settings
+
+    path = tmp_path / "old.sqlite"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA journal_mode = DELETE")
+        conn.execute("CREATE TABLE t (x INTEGER)")
+    settings = load_settings(_env_file=None, data_dir=tmp_path, database_url=f"sqlite:///{path}")
+    db.use_wal(settings)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
