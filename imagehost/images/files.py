@@ -8,17 +8,19 @@ import math
 import os
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from aiohttp import hdrs, web
-from aiohttp.helpers import ETAG_ANY, ETag
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.helpers import ETAG_ANY, ETag, rfc822_formatted_time
+from aiohttp.http import SERVER_SOFTWARE, HttpVersion11
 
 from ..db import utcnow
 from ..errors import NotFound
 from ..http.access import log_request, request_id
 from ..storage import LocalStorage
-from ..typedefs import ACTIVE_KEYS, ENV, HOT_IMAGES, METRICS, Handler, Middleware
+from ..typedefs import ACTIVE_KEYS, ENV, HOT_IMAGES, METRICS, REQUEST_ID, Handler, Middleware
 from . import store
 
 IMAGE_HEADERS = {
@@ -67,6 +69,56 @@ class Hot:
     mtime: float
     headers: dict[str, str]  # everything but Cache-Control for an expiring image
     expires_at: datetime | None  # the image's expiry (Cache-Control follows it)
+    head200: bytes = field(init=False)  # `headers` laid out as a 200's head (see `_head`), once
+    head304: bytes = field(init=False)  # and as a 304's (no Content-Length, no Accept-Ranges)
+
+    def __post_init__(self) -> None:
+        fixed = {k: v for k, v in self.headers.items() if not (k == "Cache-Control" and self.expires_at)}
+        object.__setattr__(self, "head200", _head(200, fixed))
+        fixed.pop(hdrs.CONTENT_LENGTH, None)
+        fixed.pop(hdrs.ACCEPT_RANGES, None)
+        object.__setattr__(self, "head304", _head(304, fixed))
+
+
+# Set by the hot path on every answer (the full chain's security and access-log middlewares do).
+_REFERRER_POLICY = "strict-origin-when-cross-origin"
+
+
+def _head(status: int, headers: dict[str, str]) -> bytes:
+    """The status line and every header line of a hot answer but the per-request ones
+    (Date, X-Request-ID, an expiring image's Cache-Control), which `Prebuilt` appends."""
+    reason = "OK" if status == 200 else "Not Modified"
+    lines = [f"HTTP/1.1 {status} {reason}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    lines += ["Referrer-Policy: " + _REFERRER_POLICY, "Server: " + SERVER_SOFTWARE, ""]
+    return "\r\n".join(lines).encode("latin-1")
+
+
+class Prebuilt(web.StreamResponse):
+    """A hot image's answer with its bytes laid out ahead of time: `prepare` hands the
+    head and the body to the connection in one write, as aiohttp's Response would
+    coalesce them, without building and serialising a header multidict per request.
+    Only for HTTP/1.1 keep-alive requests (the others take `web.Response`); `headers`
+    stays empty (nothing after the first middleware reads it: the access log is ours)."""
+
+    def __init__(self, status: int, head: bytes, tail: bytes, body: bytes) -> None:
+        super().__init__(status=status)
+        self._keep_alive = True
+        self._parts = (head, tail, body)
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self._eof_sent:
+            return None
+        self._req = request
+        await request._prepare_hook(self)
+        head, tail, body = self._parts
+        date = rfc822_formatted_time()  # aiohttp's, cached for the second
+        data = b"".join((head, b"Date: ", date.encode(), b"\r\n", tail, body))
+        await request._payload_writer.write_eof(data)
+        self._eof_sent = True
+        self._body_length = len(body)
+        self._req = None
+        return None
 
 
 class HotImages:
@@ -138,8 +190,9 @@ def _hot_response(request: web.Request) -> web.StreamResponse | None:
     if hot is None or app[ACTIVE_KEYS].get(key) is None:
         return None
     headers = request.headers
-    if any(h in headers for h in _SLOW_HEADERS):
-        return None
+    for h in _SLOW_HEADERS:
+        if h in headers:
+            return None
     try:
         st = os.stat(hot.path)  # a few microseconds on a local disk: no executor hop
     except OSError:
@@ -148,15 +201,27 @@ def _hot_response(request: web.Request) -> web.StreamResponse | None:
     if (st.st_ino, st.st_mtime_ns, st.st_size) != hot.sig:
         app[HOT_IMAGES].discard(key)
         return None
-    out = dict(hot.headers)
-    if hot.expires_at is not None:
-        out["Cache-Control"] = _expiring_cache_control(hot.expires_at)
+    cache_control = _expiring_cache_control(hot.expires_at) if hot.expires_at is not None else None
     if hdrs.IF_NONE_MATCH in headers:
         etags = request.if_none_match
         fresh = etags is not None and _etag_match(hot.etag, etags)
     else:
         since = request.if_modified_since if hdrs.IF_MODIFIED_SINCE in headers else None
         fresh = since is not None and hot.mtime <= since.timestamp()
+    rid = request_id(request)
+    if request.version == HttpVersion11 and request.keep_alive:
+        tail = f"X-Request-ID: {rid}\r\n"
+        if cache_control is not None:
+            tail += f"Cache-Control: {cache_control}\r\n"
+        last = (tail + "\r\n").encode("latin-1")
+        if fresh:
+            return Prebuilt(304, hot.head304, last, b"")
+        return Prebuilt(200, hot.head200, last, b"" if request.method == "HEAD" else hot.body)
+    out = dict(hot.headers)
+    if cache_control is not None:
+        out["Cache-Control"] = cache_control
+    out["X-Request-ID"] = rid
+    out["Referrer-Policy"] = _REFERRER_POLICY
     if fresh:
         del out[hdrs.CONTENT_LENGTH], out[hdrs.ACCEPT_RANGES]
         return web.Response(status=304, headers=out)
@@ -175,9 +240,7 @@ def hot_image_middleware() -> Middleware:
             start = time.perf_counter()
             response = _hot_response(request)
             if response is not None:
-                rid = request_id(request)
-                response.headers["X-Request-ID"] = rid
-                response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
+                rid = request[REQUEST_ID]
                 seconds = time.perf_counter() - start
                 request.app[METRICS].observe("image_file", request.method, response.status, seconds, None)
                 log_request(request, rid, response.status, seconds)

@@ -3,6 +3,7 @@ path, and never an image that is gone."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from sqlalchemy import delete
 from imagehost.images import files
 from imagehost.tables import images
 from imagehost.typedefs import ENGINE, HOT_IMAGES, STORAGE
-from tests.support.uploads import image_bytes, uploaded
+from tests.support.uploads import image_bytes, upload, uploaded
 
 LOCAL = pytest.mark.tiers("sqlite-local", "pg-local")
 VARYING = {"Date", "X-Request-ID", "Server"}
@@ -145,3 +146,55 @@ def test_the_cache_is_bounded_in_bytes_and_per_item():
     assert hot.used == 80
     hot.discard("b")
     assert hot.used == 40
+
+
+@pytest.fixture
+def prebuilt(monkeypatch):
+    """The statuses the laid-out-in-bytes answer (`files.Prebuilt`) gave."""
+    made: list[int] = []
+
+    class Counting(files.Prebuilt):
+        def __init__(self, status, *args):
+            made.append(status)
+            super().__init__(status, *args)
+
+    monkeypatch.setattr(files, "Prebuilt", Counting)
+    return made
+
+
+@LOCAL
+async def test_the_bytes_laid_out_ahead_and_the_ordinary_response_say_the_same(
+    client, backend, make_user, file_responses, prebuilt
+):
+    """HTTP/1.1 keep-alive answers are written from prebuilt bytes; HTTP/1.0 and
+    Connection: close take web.Response; an expiring image's Cache-Control is computed
+    per request on both. Every one matches the ordinary path's answer."""
+    user = await make_user()
+    data = image_bytes("JPEG", (64, 48), noise=True)
+    resp = await upload(client, user, data, "photo.jpg", "image/jpeg", params={"expires_in": "10m"})
+    assert resp.status == 201
+    path = f"/i/{_key(await resp.json())}"
+    client.session.cookie_jar.clear()
+    first = await client.get(path)
+    assert first.status == 200 and await first.read() == data
+    etag = first.headers["ETag"]
+    for method, headers, laid_out in (
+        ("GET", {}, [200]),
+        ("HEAD", {}, [200]),
+        ("GET", {"If-None-Match": etag}, [304]),
+        ("GET", {"Connection": "close"}, []),
+        ("HEAD", {"Connection": "close"}, []),
+        ("GET", {"Connection": "close", "If-None-Match": etag}, []),
+    ):
+        prebuilt.clear()
+        (s_status, s_body, s_headers), (f_status, f_body, f_headers) = await _both(client, method, path, **headers)
+        assert prebuilt == laid_out, (method, headers)
+        assert (f_status, f_body) == (s_status, s_body), (method, headers)
+        _same_headers(s_headers, f_headers)
+        assert 590 <= int(f_headers["Cache-Control"].removeprefix("public, max-age=")) <= 600
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(f"GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
+    raw = await reader.read()  # HTTP/1.0: the server closes after the answer
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200 OK\r\n") and body == data and prebuilt == []
