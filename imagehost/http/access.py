@@ -37,17 +37,22 @@ _INFO = 20
 
 
 def log_request(request: web.Request, rid: str, status: int, seconds: float) -> None:
+    identity = request.get(IDENTITY)
+    log_line(rid, request.method, request.path, status, seconds, identity.user.id if identity else None)
+
+
+def log_line(rid: str, method: str, path: str, status: int, seconds: float, user_id: str | None) -> None:
+    """One request's line (also written by the hot `/i/` path, which has no request)."""
     if not _info_enabled():
         return
-    identity = request.get(IDENTITY)
     logger.bind(
         request_id=rid,
-        method=request.method,
-        path=request.path,
+        method=method,
+        path=path,
         status=status,
         duration_ms=round(seconds * 1000, 2),
-        user_id=identity.user.id if identity else None,
-    ).info("{} {} {}", request.method, request.path, status)
+        user_id=user_id,
+    ).info("{} {} {}", method, path, status)
 
 
 @web.middleware

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
-from aiohttp.helpers import ETAG_ANY, ETag, rfc822_formatted_time
+from aiohttp.helpers import ETAG_ANY, ETag, parse_http_date, rfc822_formatted_time
 from aiohttp.http import SERVER_SOFTWARE, HttpVersion11
 
 from ..db import utcnow
@@ -86,7 +86,7 @@ _REFERRER_POLICY = "strict-origin-when-cross-origin"
 
 def _head(status: int, headers: dict[str, str]) -> bytes:
     """The status line and every header line of a hot answer but the per-request ones
-    (Date, X-Request-ID, an expiring image's Cache-Control), which `Prebuilt` appends."""
+    (Date, X-Request-ID, an expiring image's Cache-Control), which `hot_wire` appends."""
     reason = "OK" if status == 200 else "Not Modified"
     lines = [f"HTTP/1.1 {status} {reason}"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
@@ -95,28 +95,25 @@ def _head(status: int, headers: dict[str, str]) -> bytes:
 
 
 class Prebuilt(web.StreamResponse):
-    """A hot image's answer with its bytes laid out ahead of time: `prepare` hands the
-    head and the body to the connection in one write, as aiohttp's Response would
-    coalesce them, without building and serialising a header multidict per request.
-    Only for HTTP/1.1 keep-alive requests (the others take `web.Response`); `headers`
-    stays empty (nothing after the first middleware reads it: the access log is ours)."""
+    """A hot image's answer with its bytes laid out ahead of time (`wire`): `prepare`
+    hands them to the connection in one write, as aiohttp's Response would coalesce
+    them, without building and serialising a header multidict per request. Only for
+    HTTP/1.1 keep-alive requests (the others take `web.Response`); `headers` stays empty
+    (nothing after the first middleware reads it: the access log is ours)."""
 
-    def __init__(self, status: int, head: bytes, tail: bytes, body: bytes) -> None:
+    def __init__(self, status: int, data: bytes, body_length: int) -> None:
         super().__init__(status=status)
         self._keep_alive = True
-        self._parts = (head, tail, body)
+        self._data, self._length = data, body_length
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         if self._eof_sent:
             return None
         self._req = request
         await request._prepare_hook(self)
-        head, tail, body = self._parts
-        date = rfc822_formatted_time()  # aiohttp's, cached for the second
-        data = b"".join((head, b"Date: ", date.encode(), b"\r\n", tail, body))
-        await request._payload_writer.write_eof(data)
+        await request._payload_writer.write_eof(self._data)
         self._eof_sent = True
-        self._body_length = len(body)
+        self._body_length = self._length
         self._req = None
         return None
 
@@ -180,46 +177,67 @@ def _etag_match(value: str, etags: tuple[ETag, ...]) -> bool:
 _SLOW_HEADERS = (hdrs.RANGE, hdrs.IF_RANGE, hdrs.IF_MATCH, hdrs.IF_UNMODIFIED_SINCE, hdrs.COOKIE)
 
 
+def hot_lookup(app: web.Application, key: str) -> Hot | None:
+    """The hot entry of an active image whose file is still the one it was read from,
+    or None (the ordinary path answers)."""
+    hot_images = app[HOT_IMAGES]
+    hot = hot_images.get(key)
+    if hot is None or app[ACTIVE_KEYS].get(key) is None:
+        return None
+    try:
+        st = os.stat(hot.path)  # a few microseconds on a local disk: no executor hop
+    except OSError:
+        hot_images.discard(key)
+        return None
+    if (st.st_ino, st.st_mtime_ns, st.st_size) != hot.sig:
+        hot_images.discard(key)
+        return None
+    return hot
+
+
+def hot_fresh(hot: Hot, if_none_match: str | None, if_modified_since: str | None) -> bool:
+    """Whether a conditional GET gets a 304, as FileResponse decides it: If-None-Match
+    when present (weak comparison, `*`), else If-Modified-Since."""
+    if if_none_match is not None:
+        etags = web.BaseRequest._if_match_or_none_impl(if_none_match)
+        return etags is not None and _etag_match(hot.etag, etags)
+    since = parse_http_date(if_modified_since) if if_modified_since is not None else None
+    return since is not None and hot.mtime <= since.timestamp()
+
+
+def hot_wire(hot: Hot, fresh: bool, head_only: bool, rid: str) -> tuple[int, bytes, int]:
+    """(status, every byte of the answer, body length) for an HTTP/1.1 keep-alive
+    request: the prebuilt head, then Date, X-Request-ID and an expiring image's
+    Cache-Control, then the body (none for a 304 or a HEAD)."""
+    tail = b"Date: " + rfc822_formatted_time().encode() + b"\r\nX-Request-ID: " + rid.encode() + b"\r\n"
+    if hot.expires_at is not None:
+        tail += b"Cache-Control: " + _expiring_cache_control(hot.expires_at).encode() + b"\r\n"
+    if fresh:
+        return 304, b"".join((hot.head304, tail, b"\r\n")), 0
+    body = b"" if head_only else hot.body
+    return 200, b"".join((hot.head200, tail, b"\r\n", body)), len(body)
+
+
 def _hot_response(request: web.Request) -> web.StreamResponse | None:
     """The answer from `HotImages`, or None when the ordinary path must answer."""
     key = request.match_info.get("key")
     if key is None:
         return None
-    app = request.app
-    hot = app[HOT_IMAGES].get(key)
-    if hot is None or app[ACTIVE_KEYS].get(key) is None:
-        return None
     headers = request.headers
     for h in _SLOW_HEADERS:
         if h in headers:
             return None
-    try:
-        st = os.stat(hot.path)  # a few microseconds on a local disk: no executor hop
-    except OSError:
-        app[HOT_IMAGES].discard(key)
+    hot = hot_lookup(request.app, key)
+    if hot is None:
         return None
-    if (st.st_ino, st.st_mtime_ns, st.st_size) != hot.sig:
-        app[HOT_IMAGES].discard(key)
-        return None
-    cache_control = _expiring_cache_control(hot.expires_at) if hot.expires_at is not None else None
-    if hdrs.IF_NONE_MATCH in headers:
-        etags = request.if_none_match
-        fresh = etags is not None and _etag_match(hot.etag, etags)
-    else:
-        since = request.if_modified_since if hdrs.IF_MODIFIED_SINCE in headers else None
-        fresh = since is not None and hot.mtime <= since.timestamp()
+    fresh = hot_fresh(hot, headers.get(hdrs.IF_NONE_MATCH), headers.get(hdrs.IF_MODIFIED_SINCE))
     rid = request_id(request)
     if request.version == HttpVersion11 and request.keep_alive:
-        tail = f"X-Request-ID: {rid}\r\n"
-        if cache_control is not None:
-            tail += f"Cache-Control: {cache_control}\r\n"
-        last = (tail + "\r\n").encode("latin-1")
-        if fresh:
-            return Prebuilt(304, hot.head304, last, b"")
-        return Prebuilt(200, hot.head200, last, b"" if request.method == "HEAD" else hot.body)
+        status, data, length = hot_wire(hot, fresh, request.method == "HEAD", rid)
+        return Prebuilt(status, data, length)
     out = dict(hot.headers)
-    if cache_control is not None:
-        out["Cache-Control"] = cache_control
+    if hot.expires_at is not None:
+        out["Cache-Control"] = _expiring_cache_control(hot.expires_at)
     out["X-Request-ID"] = rid
     out["Referrer-Policy"] = _REFERRER_POLICY
     if fresh:
