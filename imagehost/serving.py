@@ -66,20 +66,59 @@ def worker_settings(settings: Settings, index: int, workers: int) -> Settings:
 
 
 def run_one(settings: Settings, started: Callable[[str], None] | None, reuse_port: bool = False) -> None:
-    """Serve in this process until SIGINT/SIGTERM (raises StartupError, OSError)."""
+    """Serve in this process until SIGINT/SIGTERM (raises StartupError, OSError).
+
+    What `web.run_app` does (its signal handling, shutdown and keep-alive time), with the
+    connections made by `HotSite`: hot `/i/` requests are answered below aiohttp's
+    request machinery, everything else by aiohttp (see images/hotwire.py)."""
     from aiohttp import web
 
     from .app import create_app
 
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        access_log=None,  # our access-log middleware records every request
-        print=started,
-        reuse_port=reuse_port or None,
-        loop=event_loop(settings),
-    )
+    loop = event_loop(settings)
+    asyncio.set_event_loop(loop)
+    main = loop.create_task(_serve(create_app(settings), settings, started, reuse_port))
+    try:
+        loop.run_until_complete(main)
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    finally:
+        try:
+            if not main.done():
+                main.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    loop.run_until_complete(main)
+        finally:
+            _cancel_all(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+            asyncio.set_event_loop(None)
+
+
+async def _serve(app: Any, settings: Settings, started: Callable[[str], None] | None, reuse_port: bool) -> None:
+    from aiohttp import web
+
+    from .images.hotwire import KEEPALIVE, HotSite
+
+    runner = web.AppRunner(app, handle_signals=True, access_log=None, keepalive_timeout=KEEPALIVE)
+    await runner.setup()  # our access-log middleware records every request
+    try:
+        site = HotSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
+        await site.start()
+        if started is not None:
+            started(f"======== Running on {site.name} ========")
+        await asyncio.Event().wait()  # until a signal stops the loop (GracefulExit)
+    finally:
+        await runner.cleanup()
+
+
+def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what is left on the loop and let it finish (as asyncio.run does)."""
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
 
 
 def _child(settings: Settings, index: int, workers: int, started: Callable[[str], None]) -> int:
