@@ -58,6 +58,11 @@ from ..config import Settings
 THUMBNAIL_SIZE = 640
 DISPLAY_SIZE = 2048
 QUALITY = 80
+# libvips' WebP `effort` (0–6, its default 4) for the thumbnail, which an upload waits
+# for: 2 takes about half the encoding time of 4 for about 2 % more bytes (measured on
+# a 1280×720 screenshot: 7.5 vs 15.1 ms, 21.1 vs 20.7 KB); the display size, made after
+# the answer and looked at full size, keeps the default.
+THUMBNAIL_EFFORT = 2
 WEBP = "image/webp"
 SUPPORTED = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "image/avif"})
 WORKER_SCRIPT = Path(__file__).with_name("vips_worker.py")
@@ -460,6 +465,7 @@ class DerivativePool:
             "thumbnail_size": self.thumbnail_size,
             "display_size": self.display_size,
             "quality": self.quality,
+            "thumbnail_effort": THUMBNAIL_EFFORT,
         }
 
         async def clean_up() -> None:

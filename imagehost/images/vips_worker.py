@@ -142,6 +142,8 @@ class Vips:
             self.thumbnail_options["fail_on"] = "error"
         # libvips 8.15 replaced strip=True by keep="none".
         self.strip: dict[str, Any] = {"keep": "none"} if "keep" in webpsave else {"strip": True}
+        # libvips 8.12 renamed reduction_effort to effort.
+        self.effort_option = "effort" if "effort" in webpsave else "reduction_effort"
 
     def header(self, path: str) -> Any:
         """Open a file lazily: reads the header only, decodes nothing."""
@@ -207,6 +209,7 @@ def make(vips: Vips, job: dict[str, Any]) -> dict[str, Any]:
     thumbnail_size: int = job["thumbnail_size"]
     display_size: int = job["display_size"]
     quality: int = job["quality"]
+    effort: int = job["thumbnail_effort"]
 
     info = inspect(vips, path, content_type)
     pixels = info["width"] * info["height"]  # of one frame
@@ -227,7 +230,7 @@ def make(vips: Vips, job: dict[str, Any]) -> dict[str, Any]:
         if animated:
             if job["thumbnail"]:  # the first frame: the loader reads only that one
                 thumb = _decode(vips.thumbnail(path, thumbnail_size, profile=info["profile"]))
-                thumbnail = _save(vips, thumb, prefix + "thumb.webp", quality, written)
+                thumbnail = _save(vips, thumb, prefix + "thumb.webp", quality, written, effort=effort)
             if wanted and job["display"]:
                 image = vips.thumbnail(path, display_size, profile=info["profile"], animated=True)  # streamed
                 display = _save(vips, image, prefix + "display.webp", quality, written, animated=True)
@@ -236,10 +239,10 @@ def make(vips: Vips, job: dict[str, Any]) -> dict[str, Any]:
             display = _save(vips, image, prefix + "display.webp", quality, written)
             if job["thumbnail"]:
                 thumb = _decode(image.thumbnail_image(thumbnail_size, height=thumbnail_size, size="down"))
-                thumbnail = _save(vips, thumb, prefix + "thumb.webp", quality, written)
+                thumbnail = _save(vips, thumb, prefix + "thumb.webp", quality, written, effort=effort)
         elif job["thumbnail"]:
             thumb = _decode(vips.thumbnail(path, thumbnail_size, profile=info["profile"]))
-            thumbnail = _save(vips, thumb, prefix + "thumb.webp", quality, written)
+            thumbnail = _save(vips, thumb, prefix + "thumb.webp", quality, written, effort=effort)
     except vips.pyvips.Error as e:
         _remove(written)
         raise Refused("cannot decode", str(e)) from None
@@ -256,11 +259,11 @@ def _decode(image: Any) -> Any:
 
 
 def _save(
-    vips: Vips, image: Any, final: str, quality: int, written: list[str], animated: bool = False
+    vips: Vips, image: Any, final: str, quality: int, written: list[str], animated: bool = False, effort: int = 4
 ) -> dict[str, Any]:
     part = final + ".part"
     written.append(part)
-    options: dict[str, Any] = {"Q": quality, **vips.strip}
+    options: dict[str, Any] = {"Q": quality, vips.effort_option: effort, **vips.strip}
     try:
         image.webpsave(part, **options)
     except vips.pyvips.Error as e:
