@@ -20,6 +20,9 @@ processes on both CPUs (wrk shares CPU 1: a lower bound of what two cores give);
 `--loops` adds imagehost on asyncio's event loop against uvloop's (EVENT_LOOP).
 `--baseline DIR` runs the imagehost of another checkout (say `git worktree add /tmp/main
 main`) beside this one in every mode, interleaved, for before/after figures from one run.
+For uploads it also prints the CPU each upload costs in the server process and in its
+libvips workers (the thumbnail made before the answer), from /proc, and the rate the
+workers' share alone would allow on one core.
 `--existing` runs bench/upload_throughput.py and bench/list_images.py afterwards (upload
 memory; 100 vs 100 000 images). wrk and nginx come from bench/setup.sh if missing.
 """
@@ -51,6 +54,8 @@ BOUNDARY = "sideBySideB0undary"
 VARIANTS = ("loop", "scaling")
 RESULTS: dict[tuple[str, str, str], list[float]] = defaultdict(list)  # (mode, what, who) → req/s per round
 ERRORS: dict[tuple[str, str, str], int] = defaultdict(int)
+# (mode, who) → (server ms, libvips workers ms) of CPU per upload, per round
+UPLOAD_CPU: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
 
 BARE_APP = r"""
 import asyncio, os, sys, uuid
@@ -259,6 +264,19 @@ def record(mode: str, what: str, who: str, rate: float, errors: int) -> None:
     print(f"  {mode:<13} {what:<7} {who:<22} {rate:10.1f} req/s{note}", flush=True)
 
 
+def tree_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) of a process and of its children (the libvips
+    workers), read from /proc while they run."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def own(p: int) -> float:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    kids = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return own(pid), sum(own(k) for k in kids)
+
+
 def _targets(srv, whats: list[str]) -> dict[str, tuple[str, dict[str, str], str]]:
     """What wrk asks of one imagehost server: (url, headers, script) by benchmark."""
     out: dict[str, tuple[str, dict[str, str], str]] = {}
@@ -325,8 +343,15 @@ def run_mode(mode: str, args: argparse.Namespace, nginx: str, moto: str) -> None
             for what, entries in runs.items():
                 order = entries if rnd % 2 == 0 else list(reversed(entries))  # no one always first
                 for who, u, h, sc in order:
+                    pid = {"imagehost": srv.pid, "baseline": base.pid if args.baseline else 0}.get(who, 0)
+                    before = tree_cpu(pid) if what == "upload" and pid else None
                     rate, errors = wrk(u, args.duration, args.connections, h, sc)
                     record(mode, what, who, rate, errors)
+                    if before is not None and rate > 0:
+                        after, n = tree_cpu(pid), rate * args.duration
+                        UPLOAD_CPU[(mode, who)].append(
+                            ((after[0] - before[0]) / n * 1000, (after[1] - before[1]) / n * 1000)
+                        )
 
 
 def run_variants(name: str, pin: str, variants: list[tuple[str, dict]], args: argparse.Namespace) -> None:
@@ -373,6 +398,17 @@ def report(args: argparse.Namespace) -> None:
                     f"{'  baseline':<13} {what:<7} {base:10.1f} {theirs:10.1f}  {base / theirs:6.3f}  "
                     f"{who}; this checkout ×{ours / base:.2f} the baseline{note}"
                 )
+    if UPLOAD_CPU:
+        print("\nupload: CPU per request (median ms), the server process and its libvips workers")
+        for (mode, who), rows in UPLOAD_CPU.items():
+            server = statistics.median(r[0] for r in rows)
+            workers = statistics.median(r[1] for r in rows)
+            anchor = groups[(mode, "upload")].get("bare multipart→file")
+            line = f"  {mode:<13} {who:<10} server {server:6.2f}   libvips {workers:6.2f}"
+            if anchor and workers > 0:  # what the thumbnail alone leaves possible on one core
+                ceiling = 1000 / workers
+                line += f"   ceiling from libvips alone {ceiling:7.1f} req/s = {ceiling / anchor:.3f} of the anchor"
+            print(line)
     for (mode, what), by in groups.items():
         if mode in VARIANTS and len(by) == 2:
             (a_label, a), (b_label, b) = by.items()
