@@ -31,6 +31,7 @@ from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
+from loguru import logger
 
 from ..db import new_id
 from ..http.access import log_line
@@ -126,7 +127,7 @@ class HotProtocol(asyncio.Protocol):
                 self._give(buffer)
                 return
             request, buffer = buffer[: end + 4], buffer[end + 4 :]
-            if not (parsed[1] and self._idle_handler() and self._answer(parsed)):
+            if not (parsed[1] and self._idle_handler() and self._try(parsed)):
                 self._handler().data_received(request)
 
     def eof_received(self) -> bool | None:
@@ -215,24 +216,18 @@ class HotProtocol(asyncio.Protocol):
         waiter: Any = handler._waiter
         return waiter is not None and not waiter.done() and not handler._messages
 
-    def _answer(self, parsed: tuple[bytes, bytes, dict[bytes, bytes]]) -> bool:
-        """Write a hot image's answer; False when aiohttp must answer instead."""
+    def _try(self, parsed: tuple[bytes, bytes, dict[bytes, bytes]]) -> bool:
+        """Write a hot image's answer; False when aiohttp must answer instead (also if
+        building it fails: nothing was written then)."""
         start = time.perf_counter()
-        first, key, fields = parsed
-        if not _NOT_OURS.isdisjoint(fields):
+        try:
+            answer = self._answer(parsed)
+        except Exception:
+            logger.exception("hot /i/ answer failed; aiohttp answers instead")
             return False
-        connection = fields.get(b"connection")
-        if connection is not None and connection.lower() != b"keep-alive":
+        if answer is None:
             return False
-        hot = hot_lookup(self.app, key.decode())
-        if hot is None:
-            return False
-        inm, ims = fields.get(b"if-none-match"), fields.get(b"if-modified-since")
-        fresh = hot_fresh(hot, inm.decode() if inm is not None else None, ims.decode() if ims is not None else None)
-        incoming = fields.get(b"x-request-id", b"").decode()
-        rid = incoming if _REQUEST_ID.fullmatch(incoming) else new_id(9)
-        method = "HEAD" if first.startswith(b"HEAD") else "GET"
-        status, data, _length = hot_wire(hot, fresh, method == "HEAD", rid)
+        method, rid, status, data = answer
         assert self.transport is not None
         self.transport.write(data)
         now = self.loop.time()
@@ -242,8 +237,27 @@ class HotProtocol(asyncio.Protocol):
             self.idle_until = now + KEEPALIVE
         seconds = time.perf_counter() - start
         self.app[METRICS].observe("image_file", method, status, seconds, None)
-        log_line(rid, method, "/i/" + key.decode(), status, seconds, None)
+        log_line(rid, method, "/i/" + parsed[1].decode(), status, seconds, None)
         return True
+
+    def _answer(self, parsed: tuple[bytes, bytes, dict[bytes, bytes]]) -> tuple[str, str, int, bytes] | None:
+        """(method, request id, status, bytes) of a hot image's answer, or None."""
+        first, key, fields = parsed
+        if not _NOT_OURS.isdisjoint(fields):
+            return None
+        connection = fields.get(b"connection")
+        if connection is not None and connection.lower() != b"keep-alive":
+            return None
+        hot = hot_lookup(self.app, key.decode())
+        if hot is None:
+            return None
+        inm, ims = fields.get(b"if-none-match"), fields.get(b"if-modified-since")
+        fresh = hot_fresh(hot, inm.decode() if inm is not None else None, ims.decode() if ims is not None else None)
+        incoming = fields.get(b"x-request-id", b"").decode()
+        rid = incoming if _REQUEST_ID.fullmatch(incoming) else new_id(9)
+        method = "HEAD" if first.startswith(b"HEAD") else "GET"
+        status, data, _length = hot_wire(hot, fresh, method == "HEAD", rid)
+        return method, rid, status, data
 
 
 class HotSite(web.TCPSite):

@@ -364,3 +364,24 @@ async def test_the_site_serves_with_it_and_closes_idle_connections_when_stopped(
     for reader, writer in connections:
         assert await asyncio.wait_for(reader.read(), DEADLINE) == b""
         writer.close()
+
+
+async def test_a_failing_hot_answer_is_given_by_aiohttp_instead(client, make_user, wire, monkeypatch):
+    path, data = await hot_image(client, make_user, wire)
+    errors: list[str] = []
+    sink = logger.add(lambda m: errors.append(m.record["message"]), level="ERROR")
+
+    def broken(*_args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(hotwire, "hot_lookup", broken)
+    try:
+        async with wire.connect() as (reader, writer):
+            writer.write(get(path) + get(path))
+            for _ in range(2):
+                answer = await read_answer(reader)
+                assert (answer.status, answer.body) == (200, data)
+    finally:
+        logger.remove(sink)
+    assert wire.answered == []
+    assert errors.count("hot /i/ answer failed; aiohttp answers instead") >= 1
