@@ -14,6 +14,7 @@ per test. With CI=true a skipped test fails the run.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import shutil
@@ -29,12 +30,14 @@ import psycopg
 import pytest
 from botocore.config import Config as BotoConfig
 from sqlalchemy import func, select
+from yarl import URL
 
 from imagehost.accounts import store as apikeys
 from imagehost.accounts.service import register_user
 from imagehost.app import create_app
 from imagehost.config import Settings, load_settings
 from imagehost.db import apply_migrations, transaction
+from imagehost.images.hotwire import HotProtocol
 from imagehost.tables import metadata
 from imagehost.typedefs import ENGINE, ENV, STORAGE
 
@@ -345,8 +348,26 @@ async def app(backend: Backend):
 
 
 @pytest.fixture
-async def client(aiohttp_client, app):
-    return await aiohttp_client(app)
+async def client(aiohttp_client, app, request: pytest.FixtureRequest):
+    """The test client, talking to the app as `imagehost serve` listens: through
+    `HotProtocol` (images/hotwire.py), which answers hot `/i/` requests itself and hands
+    everything else to aiohttp — so every test also checks that hand-over. A test marked
+    `aiohttp_only` talks to aiohttp directly (`client.server.port` always does)."""
+    test_client = await aiohttp_client(app)
+    if request.node.get_closest_marker("aiohttp_only") is not None:
+        yield test_client
+        return
+    server, live = test_client.server, set[HotProtocol]()
+    handler_factory = server.runner.server
+    loop = asyncio.get_running_loop()
+    listener = await loop.create_server(lambda: HotProtocol(handler_factory, app, live), server.host, 0)
+    server._root = URL(f"http://{server.host}:{listener.sockets[0].getsockname()[1]}")
+    try:
+        yield test_client
+    finally:
+        listener.close()
+        for protocol in list(live):
+            protocol.close_idle()  # aiohttp closes the others when the test server stops
 
 
 @dataclass

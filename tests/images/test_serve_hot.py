@@ -17,6 +17,7 @@ from imagehost.typedefs import ENGINE, HOT_IMAGES, STORAGE
 from tests.support.uploads import image_bytes, upload, uploaded
 
 LOCAL = pytest.mark.tiers("sqlite-local", "pg-local")
+pytestmark = pytest.mark.aiohttp_only  # the hot middleware itself (hotwire's protocol would answer first)
 VARYING = {"Date", "X-Request-ID", "Server"}
 
 
