@@ -121,5 +121,7 @@ def setup_logging(level: str = "INFO", as_json: bool = False, stream: TextIO | N
         lg = logging.getLogger(name)
         lg.handlers = []
         lg.propagate = True
-    for noisy in ("botocore", "aiobotocore", "yoyo", "sqlalchemy", "aiosqlite", "urllib3", "asyncio"):
+    # PIL logs every PNG chunk it reads at DEBUG; the header read of each upload's sniff
+    # paid for those records going through the handler above only for loguru to drop them.
+    for noisy in ("botocore", "aiobotocore", "yoyo", "sqlalchemy", "aiosqlite", "urllib3", "asyncio", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import orjson
-from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp import BodyPartReader, MultipartReader, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.multipart import content_disposition_filename, parse_content_disposition
 
 from ..accounts.identity import require_user
 from ..albums import service as albums_service
@@ -33,22 +35,40 @@ def _malformed() -> BadRequest:
 # --------------------------------------------------------------------------- streamed upload
 
 
-async def _next_part(reader: MultipartReader) -> BodyPartReader | None:
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """A form part with its field name and filename, read from one parse of its
+    Content-Disposition (aiohttp's `name` and `filename` parse the header once each,
+    by the same rules)."""
+
+    reader: BodyPartReader
+    name: str | None
+    filename: str | None
+
+    @property
+    def is_file(self) -> bool:
+        return self.filename is not None or self.name == "file"
+
+
+async def _next_part(reader: MultipartReader) -> _Part | None:
     try:
         part = await reader.next()
     except (ValueError, AssertionError, KeyError, HttpProcessingError):
         raise _malformed() from None
-    if part is not None and not isinstance(part, BodyPartReader):
+    if part is None:
+        return None
+    if not isinstance(part, BodyPartReader):
         raise BadRequest("nested multipart bodies are not supported", code="malformed_multipart")
-    return part
+    _, params = parse_content_disposition(part.headers.get(hdrs.CONTENT_DISPOSITION))
+    return _Part(part, content_disposition_filename(params, "name"), content_disposition_filename(params, "filename"))
 
 
-async def _drain(part: BodyPartReader) -> bytes:
+async def _drain(part: _Part) -> bytes:
     """Read a small non-file field (its value, for the few we use)."""
     seen = bytearray()
     while True:
         try:
-            chunk = await part.read_chunk(CHUNK)
+            chunk = await part.reader.read_chunk(CHUNK)
         except (ValueError, AssertionError, HttpProcessingError):
             raise _malformed() from None
         if not chunk:
@@ -56,10 +76,6 @@ async def _drain(part: BodyPartReader) -> bytes:
         seen += chunk
         if len(seen) > FIELD_LIMIT:
             raise BadRequest("form field too large", {"field": part.name}, code="malformed_multipart")
-
-
-def _is_file(part: BodyPartReader) -> bool:
-    return part.filename is not None or part.name == "file"
 
 
 def wants_text(request: web.Request) -> bool:
@@ -88,7 +104,7 @@ async def upload(request: web.Request) -> web.StreamResponse:
         raise _malformed() from None
 
     part = await _next_part(reader)
-    while part is not None and not _is_file(part):
+    while part is not None and not part.is_file:
         value = await _drain(part)
         if part.name == "expires_in" and asked is None:
             lifetime = service.parse_expiry(env, value.decode("utf-8", "replace"))
@@ -97,7 +113,7 @@ async def upload(request: web.Request) -> web.StreamResponse:
         raise BadRequest("no file: send the image in a multipart field named 'file'", code="no_file")
     if part.name != "file":
         raise BadRequest("the file must be sent in the field named 'file'", {"field": part.name}, code="no_file")
-    file_part = part
+    file_part = part.reader
 
     async def read() -> bytes:
         try:
@@ -108,13 +124,13 @@ async def upload(request: web.Request) -> web.StreamResponse:
     async def rest_of_form() -> None:
         nxt = await _next_part(reader)
         while nxt is not None:
-            if _is_file(nxt):
+            if nxt.is_file:
                 raise BadRequest("send exactly one file per request", code="no_file")
             await _drain(nxt)
             nxt = await _next_part(reader)
 
     row = await service.upload_stream(
-        env, user.id, file_part.filename, read, request.content_length, rest_of_form, lifetime=lifetime
+        env, user.id, part.filename, read, request.content_length, rest_of_form, lifetime=lifetime
     )
     body = service.image_json(env, row)
     headers = {"Location": str(request.app.router["api.image"].url_for(id=row.id))}

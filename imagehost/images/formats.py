@@ -39,8 +39,34 @@ HEAD_BYTES = 1 << 20  # read before anything is stored: enough for every header 
 MAGIC_BYTES = 64 * 1024  # what libmagic looks at
 
 # Markup a sniffing browser would run. Matched case-insensitively in the first bytes.
+_MARKUP_TAGS = (
+    b"!doctype",
+    b"html",
+    b"head",
+    b"body",
+    b"script",
+    b"svg",
+    b"iframe",
+    b"frameset",
+    b"object",
+    b"embed",
+    b"style",
+    b"meta",
+    b"link",
+    b"base",
+    b"img",
+    b"form",
+)
+# The lookahead changes nothing in what matches: it passes a "<" on only when the next
+# byte can begin one of the tags. In compressed image data most "<" bytes are followed
+# by anything else, and trying every alternative at each of them was most of the time
+# of a sniff (137 -> 83 us on a 197 KB PNG).
 _MARKUP = re.compile(
-    rb"<(?:!doctype|html|head|body|script|svg|iframe|frameset|object|embed|style|meta|link|base|img|form)[\s/>]",
+    rb"<(?=["
+    + re.escape(bytes(sorted({tag[0] for tag in _MARKUP_TAGS})))
+    + rb"])(?:"
+    + b"|".join(_MARKUP_TAGS)
+    + rb")[\s/>]",
     re.IGNORECASE,
 )
 _AVIF_BRANDS = {b"avif", b"avis"}

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 from loguru import logger
 
@@ -104,12 +105,27 @@ class Spool:
                 self.path.unlink()
 
 
+def _open_and_read(path: Path) -> tuple[BinaryIO, bytes]:
+    fh = open(path, "rb")  # noqa: SIM115 (closed by the caller, or here on failure)
+    try:
+        return fh, fh.read(CHUNK)
+    except BaseException:
+        fh.close()
+        raise
+
+
 async def _put_file(env: Env, key: str, rendition: Rendition, *, replace: bool = False) -> None:
     async def chunks() -> AsyncIterator[bytes]:
+        # Opening and the first read are one hop to the executor, and a short read is the
+        # end of the file: a thumbnail (a few KB) is one hop, and its open no longer blocks the loop.
         loop = asyncio.get_running_loop()
-        with open(rendition.path, "rb") as fh:  # noqa: ASYNC230 - reads go through the executor
-            while data := await loop.run_in_executor(None, fh.read, CHUNK):
+        fh, data = await loop.run_in_executor(None, _open_and_read, rendition.path)
+        with fh:
+            while data:
                 yield data
+                if len(data) < CHUNK:
+                    return
+                data = await loop.run_in_executor(None, fh.read, CHUNK)
 
     await env.storage.put_stream(key, chunks(), rendition.content_type, replace=replace)
 

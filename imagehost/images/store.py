@@ -19,7 +19,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..db import Cursor, utcnow
@@ -104,35 +117,51 @@ def _row(r: Any) -> ImageRow | None:
 # --------------------------------------------------------------------------- quota
 
 
+# The statements of every upload are built once, with bound parameters: building and
+# keying a statement costs more than running it (about 0.1 ms each, measured); SQLAlchemy
+# compiles each of them once per engine and finds it in its cache by the memoized key.
+_NBYTES = bindparam("p_nbytes", type_=BigInteger)
+_QUOTA = func.coalesce(users.c.quota_bytes, bindparam("p_default_quota", type_=BigInteger))
+_RESERVE = (
+    update(users)
+    .where(
+        users.c.id == bindparam("p_user_id"),
+        or_(_QUOTA == 0, users.c.storage_used_bytes + _NBYTES <= _QUOTA),
+    )
+    .values(storage_used_bytes=users.c.storage_used_bytes + _NBYTES)
+)
+
+
 async def reserve_quota(conn: AsyncConnection, user_id: str, nbytes: int, default_quota: int) -> None:
     """Count `nbytes` against the user's quota, atomically: one conditional UPDATE, so
     parallel uploads cannot overshoot. The quota is the account's own (`users.quota_bytes`,
     set by an admin) or, when it has none, `default_quota` (DEFAULT_USER_QUOTA_MB); 0 is
     unlimited. Raises QuotaExceeded (413), or Unauthorized if the account is gone."""
-    quota = func.coalesce(users.c.quota_bytes, default_quota)
-    stmt = (
-        update(users)
-        .where(users.c.id == user_id, or_(quota == 0, users.c.storage_used_bytes + nbytes <= quota))
-        .values(storage_used_bytes=users.c.storage_used_bytes + nbytes)
-    )
-    if (await conn.execute(stmt)).rowcount != 1:
+    params = {"p_user_id": user_id, "p_nbytes": nbytes, "p_default_quota": default_quota}
+    if (await conn.execute(_RESERVE, params)).rowcount != 1:
+        quota = func.coalesce(users.c.quota_bytes, default_quota)
         row = (await conn.execute(select(users.c.storage_used_bytes, quota).where(users.c.id == user_id))).first()
         if row is None:  # deleted while this request ran
             raise Unauthorized("this account no longer exists")
         raise QuotaExceeded(detail={"quota_bytes": int(row[1]), "used_bytes": int(row[0]), "requested_bytes": nbytes})
 
 
-async def _adjust_user(conn: AsyncConnection, user_id: str, release: int, count_delta: int) -> None:
-    await conn.execute(
-        update(users)
-        .where(users.c.id == user_id)
-        .values(
-            storage_used_bytes=case(
-                (users.c.storage_used_bytes > release, users.c.storage_used_bytes - release), else_=0
-            ),
-            image_count=case((users.c.image_count + count_delta > 0, users.c.image_count + count_delta), else_=0),
-        )
+_RELEASE = bindparam("p_release", type_=BigInteger)
+_COUNT_DELTA = bindparam("p_count_delta", type_=Integer)
+_ADJUST_USER = (
+    update(users)
+    .where(users.c.id == bindparam("p_user_id"))
+    .values(
+        storage_used_bytes=case(
+            (users.c.storage_used_bytes > _RELEASE, users.c.storage_used_bytes - _RELEASE), else_=0
+        ),
+        image_count=case((users.c.image_count + _COUNT_DELTA > 0, users.c.image_count + _COUNT_DELTA), else_=0),
     )
+)
+
+
+async def _adjust_user(conn: AsyncConnection, user_id: str, release: int, count_delta: int) -> None:
+    await conn.execute(_ADJUST_USER, {"p_user_id": user_id, "p_release": release, "p_count_delta": count_delta})
 
 
 # --------------------------------------------------------------------------- rows
@@ -156,24 +185,46 @@ async def insert_pending(
     expire_after_seconds: int | None = None,
 ) -> None:
     await conn.execute(
-        insert(images).values(
-            id=image_id,
-            owner_id=owner_id,
-            status=PENDING,
-            storage_key=storage_key,
-            upload_key=upload_key,
-            filename=filename,
-            content_type=content_type,
-            size_bytes=size_bytes,
-            width=width,
-            height=height,
-            delete_token_hash=delete_token_hash,
-            created_at=utcnow(),
-            expires_at=expires_at,
-            thumb_key=thumb_key,
-            expire_after_seconds=expire_after_seconds,
-        )
+        _INSERT_IMAGE,
+        {
+            "id": image_id,
+            "owner_id": owner_id,
+            "status": PENDING,
+            "storage_key": storage_key,
+            "upload_key": upload_key,
+            "filename": filename,
+            "content_type": content_type,
+            "size_bytes": size_bytes,
+            "width": width,
+            "height": height,
+            "delete_token_hash": delete_token_hash,
+            "created_at": utcnow(),
+            "expires_at": expires_at,
+            "thumb_key": thumb_key,
+            "expire_after_seconds": expire_after_seconds,
+        },
     )
+
+
+_INSERT_IMAGE = insert(images)
+_ACTIVATE = (
+    update(images)
+    .where(images.c.id == bindparam("p_id"), images.c.status == PENDING)
+    .values(
+        status=ACTIVE,
+        size_bytes=bindparam("p_size_bytes"),
+        content_type=bindparam("p_content_type"),
+        width=bindparam("p_width"),
+        height=bindparam("p_height"),
+        expires_at=bindparam("p_expires_at"),
+        created_at=bindparam("p_created_at"),
+        thumb_width=bindparam("p_thumb_width"),
+        thumb_height=bindparam("p_thumb_height"),
+        animated=bindparam("p_animated"),
+        pipeline_version=bindparam("p_pipeline_version"),
+    )
+    .returning(*_COLS)
+)
 
 
 async def activate(
@@ -196,22 +247,20 @@ async def activate(
     now = utcnow()
     lifetime = row.expire_after_seconds
     res = await conn.execute(
-        update(images)
-        .where(images.c.id == row.id, images.c.status == PENDING)
-        .values(
-            status=ACTIVE,
-            size_bytes=size_bytes,
-            content_type=content_type,
-            width=width,
-            height=height,
-            expires_at=now + timedelta(seconds=lifetime) if lifetime else None,
-            created_at=now,
-            thumb_width=thumb[0] if thumb else None,
-            thumb_height=thumb[1] if thumb else None,
-            animated=animated,
-            pipeline_version=PIPELINE_VERSION if complete else 0,
-        )
-        .returning(*_COLS)
+        _ACTIVATE,
+        {
+            "p_id": row.id,
+            "p_size_bytes": size_bytes,
+            "p_content_type": content_type,
+            "p_width": width,
+            "p_height": height,
+            "p_expires_at": now + timedelta(seconds=lifetime) if lifetime else None,
+            "p_created_at": now,
+            "p_thumb_width": thumb[0] if thumb else None,
+            "p_thumb_height": thumb[1] if thumb else None,
+            "p_animated": animated,
+            "p_pipeline_version": PIPELINE_VERSION if complete else 0,
+        },
     )
     active = _row(res.first())
     if active is None:
@@ -221,6 +270,9 @@ async def activate(
     return active
 
 
+_INSERT_WORDS = insert(image_words)
+
+
 async def _add_words(conn: AsyncConnection, row: ImageRow, created_at: datetime, expires_at: datetime | None) -> None:
     """The search words of an image that just became active, with its final created_at
     and expires_at (the search sorts and filters on them); they go with its row."""
@@ -228,7 +280,7 @@ async def _add_words(conn: AsyncConnection, row: ImageRow, created_at: datetime,
     if words:
         values = {"image_id": row.id, "owner_id": row.owner_id, "created_at": created_at, "expires_at": expires_at}
         pairs = zip(words, ["", *words[:-1]], strict=True)
-        await conn.execute(insert(image_words), [{**values, "word": w, "prev_word": p} for w, p in pairs])
+        await conn.execute(_INSERT_WORDS, [{**values, "word": w, "prev_word": p} for w, p in pairs])
 
 
 async def remove(
