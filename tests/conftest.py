@@ -14,7 +14,6 @@ per test. With CI=true a skipped test fails the run.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import shutil
@@ -37,6 +36,7 @@ from imagehost.accounts.service import register_user
 from imagehost.app import create_app
 from imagehost.config import Settings, load_settings
 from imagehost.db import apply_migrations, transaction
+from imagehost.images import hotwire
 from imagehost.images.hotwire import HotProtocol
 from imagehost.tables import metadata
 from imagehost.typedefs import ENGINE, ENV, STORAGE
@@ -358,9 +358,7 @@ async def client(aiohttp_client, app, request: pytest.FixtureRequest):
         yield test_client
         return
     server, live = test_client.server, set[HotProtocol]()
-    handler_factory = server.runner.server
-    loop = asyncio.get_running_loop()
-    listener = await loop.create_server(lambda: HotProtocol(handler_factory, app, live), server.host, 0)
+    listener = await hotwire.listen(server.runner.server, app, live, server.host, 0)
     server._root = URL(f"http://{server.host}:{listener.sockets[0].getsockname()[1]}")
     try:
         yield test_client

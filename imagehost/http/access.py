@@ -18,11 +18,14 @@ _ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 def request_id(request: web.Request) -> str:
-    """The request's id: the client's X-Request-ID if it is a sane one, else a new one."""
-    incoming = request.headers.get("X-Request-ID", "")
-    rid = incoming if _ID_RE.fullmatch(incoming) else new_id(9)
-    request[REQUEST_ID] = rid
+    """The request's id (see `chosen_id`), kept on the request."""
+    rid = request[REQUEST_ID] = chosen_id(request.headers.get("X-Request-ID", ""))
     return rid
+
+
+def chosen_id(incoming: str) -> str:
+    """The client's X-Request-ID if it is a sane one, else a new one."""
+    return incoming if _ID_RE.fullmatch(incoming) else new_id(9)
 
 
 def _info_enabled() -> bool:

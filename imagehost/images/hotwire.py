@@ -33,8 +33,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from loguru import logger
 
-from ..db import new_id
-from ..http.access import log_line
+from ..http.access import chosen_id, log_line
 from ..typedefs import METRICS
 from .files import hot_fresh, hot_lookup, hot_wire
 
@@ -43,7 +42,6 @@ MAX_HEAD = 8190  # a longer head goes to aiohttp, whose limits and errors apply
 
 _REQUEST_LINE = re.compile(rb"(GET|HEAD) /i/([A-Za-z0-9._-]{1,128}) HTTP/1\.1")
 _FIELD = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([\x21-\x7e](?:[ \t\x21-\x7e]*[\x21-\x7e])?)?[ \t]*")
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 # Fields that send a request to aiohttp: a body, an upgrade, or an answer the hot path
 # does not give (a cookie's session, ranges, the rarer preconditions).
 _NOT_OURS = frozenset(
@@ -253,11 +251,19 @@ class HotProtocol(asyncio.Protocol):
             return None
         inm, ims = fields.get(b"if-none-match"), fields.get(b"if-modified-since")
         fresh = hot_fresh(hot, inm.decode() if inm is not None else None, ims.decode() if ims is not None else None)
-        incoming = fields.get(b"x-request-id", b"").decode()
-        rid = incoming if _REQUEST_ID.fullmatch(incoming) else new_id(9)
+        rid = chosen_id(fields.get(b"x-request-id", b"").decode())
         method = "HEAD" if first.startswith(b"HEAD") else "GET"
         status, data, _length = hot_wire(hot, fresh, method == "HEAD", rid)
         return method, rid, status, data
+
+
+async def listen(
+    server: web.Server, app: web.Application, live: set[HotProtocol], host: str | None, port: int, **options: Any
+) -> asyncio.Server:
+    """Listen on host:port with `HotProtocol` in front of aiohttp's `server` for `app`;
+    `live` collects the open connections (create_server's `options` pass through)."""
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(lambda: HotProtocol(server, app, live), host, port, **options)
 
 
 class HotSite(web.TCPSite):
@@ -271,13 +277,13 @@ class HotSite(web.TCPSite):
 
     async def start(self) -> None:
         await web.BaseSite.start(self)  # registers the site with the runner
-        loop = asyncio.get_running_loop()
         runner = self._runner
         assert isinstance(runner, web.AppRunner)
-        server, app, live = runner.server, runner.app, self._live
-        assert server is not None
-        self._server = await loop.create_server(
-            lambda: HotProtocol(server, app, live),
+        assert runner.server is not None
+        self._server = await listen(
+            runner.server,
+            runner.app,
+            self._live,
             self._host,
             self._port,
             backlog=self._backlog,

@@ -96,9 +96,7 @@ async def wire(client, monkeypatch) -> AsyncIterator[Wire]:
 
     monkeypatch.setattr(hotwire, "hot_wire", counting)
     live: set[hotwire.HotProtocol] = set()
-    server, app = client.server.runner.server, client.server.app
-    loop = asyncio.get_running_loop()
-    listener = await loop.create_server(lambda: hotwire.HotProtocol(server, app, live), "127.0.0.1", 0)
+    listener = await hotwire.listen(client.server.runner.server, client.server.app, live, "127.0.0.1", 0)
     try:
         yield Wire(listener.sockets[0].getsockname()[1], client.server.port, live, answered)
     finally:
