@@ -4,6 +4,7 @@ the same run, when it is installed.
     .venv/bin/python bench/serve_image.py [--requests 5000] [--concurrency 16]
 
 One Python client drives both servers, so for nginx it is likely the client's limit.
+Both servers run on CPU 0 (nginx as bench/side_by_side.py configures it).
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ import asyncio
 import io
 import os
 import shutil
-import subprocess
-import tempfile
-from pathlib import Path
 
 import aiohttp
-from _harness import free_port, imagehost, load, session, summary, wait_http
+from _harness import imagehost, load, session, summary
 from PIL import Image
+from side_by_side import SERVER_CPU, nginx_for
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 
@@ -63,50 +62,16 @@ def main() -> None:
     args = ap.parse_args()
     data = jpeg_60k()
     print(f"# GET /i/<key>, {len(data) // 1024} KB JPEG, c={args.concurrency}")
-    with imagehost("sqlite", "local") as srv:
+    with imagehost("sqlite", "local", pin=SERVER_CPU) as srv:
         url = asyncio.run(upload(srv.base, srv.api_key, data))
         ours = asyncio.run(hammer(url, args.requests, args.concurrency, "imagehost (sqlite, local)"))
         if not NGINX:
             print("nginx: not installed, skipped")
             return
         key = url.rsplit("/", 1)[-1]
-        prefix = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
-        port = free_port()
-        (prefix / "logs").mkdir()
-        conf = prefix / "nginx.conf"
-        user = "user root;" if os.geteuid() == 0 else ""  # the image folder is private to us
-        conf.write_text(f"""
-{user}
-worker_processes 1;
-daemon off;
-error_log {prefix}/logs/error.log;
-pid {prefix}/nginx.pid;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  sendfile on;
-  types {{ image/jpeg jpg; }}
-  server {{
-    listen 127.0.0.1:{port};
-    location /i/ {{ alias {srv.tmp / "images"}/; add_header X-Content-Type-Options nosniff;
-      add_header Cache-Control "public, max-age=31536000, immutable"; }}
-  }}
-}}
-""")
-        proc = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(conf)])
-        try:
-            if proc.poll() is None:
-                pass
-            wait_http(f"http://127.0.0.1:{port}/i/{key}")
-            theirs = asyncio.run(
-                hammer(
-                    f"http://127.0.0.1:{port}/i/{key}", args.requests, args.concurrency, "nginx (1 worker, same file)"
-                )
-            )
-        finally:
-            proc.terminate()
-            proc.wait(10)
-            shutil.rmtree(prefix, ignore_errors=True)
+        with nginx_for(NGINX, srv.tmp / "images") as base:  # side_by_side's nginx, same headers
+            label = "nginx (1 worker, same file)"
+            theirs = asyncio.run(hammer(f"{base}/i/{key}", args.requests, args.concurrency, label))
         print(f"imagehost / nginx: {ours / theirs:.2f}")
 
 
